@@ -1,0 +1,15 @@
+# netdyn: from a config grid of CNN trainings to trajectories, graphs, predictions and figures.
+# Run:  snakemake --cores 2            (default study, config/config.yaml)
+#       snakemake --cores 2 --configfile config/paper.yaml --resources gpu=1
+#       snakemake --profile profiles/slurm --configfile config/paper.yaml
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        rules.collect_runs.output,

@@ -1,0 +1,247 @@
+"""Study configuration: validation, the grid of runs, run ids and training groups.
+
+The Snakefile and the tests both go through here, so a bad config gets the same message whether it is
+met by `snakemake` or by Python. Nothing in this module imports torch: planning the paper grid must stay
+fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+DATASET_NAMES = ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
+ARCH_NAMES = ("lenet", "alexnet", "vgg", "resnet")
+VGG_DEPTHS = (11, 13, 16, 19)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+GROUP_SIZE_AUTO = {"cpu": 8, "cuda": 64}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the key at fault."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one training run; its fields become the run's config.json."""
+
+    run_id: str
+    arch: str  # architecture family: lenet, alexnet, vgg, resnet
+    arch_label: str  # family plus depth/BN, e.g. vgg11bn, resnet8
+    depth: int | None
+    batchnorm: bool | None
+    dataset: str
+    image_size: int | None
+    width: int
+    learning_rate: float
+    dropout: float
+    weight_decay: float
+    seed: int
+    epochs: int
+    batch_size: int
+    momentum: float
+    crop_padding: int
+    flip: bool
+    subepoch_snapshots: int
+    subepoch_epochs: int
+    dtype: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def pack_key(self) -> tuple:
+        """Runs with equal pack keys share one model shape and one data stream and can be packed."""
+        return (self.arch_label, self.dataset, self.image_size, self.width, self.epochs, self.batch_size,
+                self.crop_padding, self.flip, self.subepoch_snapshots, self.subepoch_epochs, self.dtype)
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _key_path(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _fill_defaults(validator_cls):
+    """A jsonschema validator that also fills in `default`s, as snakemake.utils.validate does."""
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = sub["default"] if not isinstance(sub["default"], (dict, list)) \
+                        else yaml.safe_load(yaml.safe_dump(sub["default"]))
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def validate_schema(config: dict) -> dict:
+    """Check `config` against the JSON schema (filling defaults in place); raise ConfigError naming the key."""
+    schema = load_schema()
+    validator = _fill_defaults(jsonschema.Draft7Validator)(schema)
+    # two passes: defaults of nested objects are only filled once their parent exists
+    for _ in range(2):
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            e = errors[0]
+            raise ConfigError(f"config key `{_key_path(e.absolute_path)}`: {e.message}")
+    return config
+
+
+def _arch_label(arch: dict) -> str:
+    name, depth, bn = arch["name"], arch.get("depth"), arch.get("batchnorm")
+    if name == "vgg":
+        return f"vgg{depth or 11}{'bn' if bn is not False else ''}"
+    if name == "resnet":
+        return f"resnet{depth or 20}"
+    return name
+
+
+def check_semantics(config: dict) -> dict:
+    """The checks a schema cannot express; each error names the config key."""
+    if not SAFE_NAME.match(config.get("study", "default")):
+        raise ConfigError(f"config key `study`: {config['study']!r} is not safe as a path part "
+                          "(letters, digits, '.', '_', '-'; starting with a letter or digit)")
+    for i, name in enumerate(config["datasets"]):
+        if name not in DATASET_NAMES:
+            raise ConfigError(f"config key `datasets[{i}]`: unknown data set {name!r}; "
+                              f"known: {', '.join(DATASET_NAMES)}")
+    labels = []
+    for i, arch in enumerate(config["architectures"]):
+        key = f"architectures[{i}]"
+        name = arch["name"]
+        if name not in ARCH_NAMES:
+            raise ConfigError(f"config key `{key}.name`: unknown architecture {name!r}; "
+                              f"known: {', '.join(ARCH_NAMES)}")
+        depth = arch.get("depth")
+        if depth is not None:
+            if name in ("lenet", "alexnet"):
+                raise ConfigError(f"config key `{key}.depth`: {name} has a fixed depth; remove the key")
+            if name == "vgg" and depth not in VGG_DEPTHS:
+                raise ConfigError(f"config key `{key}.depth`: VGG depth must be one of {VGG_DEPTHS}, got {depth}")
+            if name == "resnet" and (depth < 8 or (depth - 2) % 6):
+                raise ConfigError(f"config key `{key}.depth`: ResNet depth must be 6n+2 (8, 14, 20, ...), "
+                                  f"got {depth}")
+        if "batchnorm" in arch and name != "vgg" and not (name == "resnet" and arch["batchnorm"]):
+            raise ConfigError(f"config key `{key}.batchnorm`: only VGG can switch BatchNorm "
+                              f"({name} {'has no' if name != 'resnet' else 'always has'} BatchNorm)")
+        labels.append(_arch_label(arch))
+    dup = {lab for lab in labels if labels.count(lab) > 1}
+    if dup:
+        raise ConfigError(f"config key `architectures`: {sorted(dup)} listed more than once")
+    widths = config["widths"]
+    for i, w in enumerate(config.get("predict", {}).get("train_widths", [])):
+        if w not in widths:
+            raise ConfigError(f"config key `predict.train_widths[{i}]`: width {w} is not in `widths` {widths}")
+        if w == max(widths):
+            raise ConfigError(f"config key `predict.train_widths[{i}]`: width {w} is the largest width, "
+                              "so no larger width is left to transfer to")
+    t = config["training"]
+    if t["subepoch_snapshots"] > 1 and t["subepoch_epochs"] > t["epochs"]:
+        raise ConfigError(f"config key `training.subepoch_epochs`: {t['subepoch_epochs']} exceeds "
+                          f"training.epochs ({t['epochs']})")
+    return config
+
+
+def validate_config(config: dict) -> dict:
+    """Schema, defaults and semantic checks, in that order; returns the (filled-in) config."""
+    return check_semantics(validate_schema(config))
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(config).__name__}")
+    return validate_config(config)
+
+
+def _fmt(x: float) -> str:
+    """Short, stable, path-safe number formatting for run ids (0.03 -> '0.03', 1e-05 -> '1e-05')."""
+    s = f"{x:g}"
+    return s.replace("+", "")
+
+
+def resolve_device(config: dict) -> str:
+    """The config's device, with `auto` resolved without importing torch when possible."""
+    device = config.get("device", "auto")
+    if device != "auto":
+        return device
+    import torch  # only when the config leaves it open
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def expand_grid(config: dict) -> list[RunSpec]:
+    """Every run of the study, in a stable order."""
+    hp, t = config["hyperparameters"], config["training"]
+    runs = []
+    for arch, dataset, width, lr, dropout, wd, seed in itertools.product(
+        config["architectures"], config["datasets"], config["widths"], hp["learning_rate"],
+        hp.get("dropout", [0.0]), hp.get("weight_decay", [0.0]), config["seeds"],
+    ):
+        label = _arch_label(arch)
+        depth = arch.get("depth") if arch["name"] not in ("vgg", "resnet") else \
+            (arch.get("depth") or (11 if arch["name"] == "vgg" else 20))
+        bn = (arch.get("batchnorm", True) if arch["name"] == "vgg" else
+              True if arch["name"] == "resnet" else None)
+        run_id = f"{label}-{dataset}-w{width}-lr{_fmt(lr)}-do{_fmt(dropout)}-wd{_fmt(wd)}-s{seed}"
+        assert SAFE_NAME.match(run_id), run_id
+        runs.append(RunSpec(
+            run_id=run_id, arch=arch["name"], arch_label=label, depth=depth, batchnorm=bn,
+            dataset=dataset, image_size=config.get("data", {}).get("image_size"), width=width,
+            learning_rate=float(lr), dropout=float(dropout), weight_decay=float(wd), seed=int(seed),
+            epochs=t["epochs"], batch_size=t["batch_size"], momentum=t["momentum"],
+            crop_padding=t["crop_padding"], flip=t["flip"], subepoch_snapshots=t["subepoch_snapshots"],
+            subepoch_epochs=t["subepoch_epochs"], dtype=t["dtype"],
+        ))
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("config: two grid points give the same run id (duplicate values in a list?)")
+    return runs
+
+
+def group_size(config: dict, device: str) -> int:
+    size = config["training"].get("group_size", "auto")
+    return GROUP_SIZE_AUTO["cuda" if device.startswith("cuda") else "cpu"] if size == "auto" else int(size)
+
+
+def training_groups(runs: list[RunSpec], size: int) -> dict[str, list[RunSpec]]:
+    """Split runs into Snakemake training jobs: runs of one architecture, data set and width, `size` at a
+    time. Group ids are stable for a given config, so a rerun finds the same jobs."""
+    by_key: dict[tuple, list[RunSpec]] = {}
+    for r in runs:
+        by_key.setdefault((r.arch_label, r.dataset, r.width), []).append(r)
+    groups = {}
+    for (label, dataset, width), members in by_key.items():
+        n = math.ceil(len(members) / size)
+        for g in range(n):
+            groups[f"{label}-{dataset}-w{width}-g{g:03d}"] = members[g * size:(g + 1) * size]
+    return groups

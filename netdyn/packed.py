@@ -1,0 +1,182 @@
+"""K networks of one architecture packed into one module, so one device trains them together.
+
+Packing swaps every layer of a model from :mod:`netdyn.models` for a version that holds K members:
+every parameter and buffer gets a leading member dimension (shape ``(K, *original)``), and
+activations travel as ``(B, K*C, H, W)`` through the convolutional part (member k owns channel block k)
+and as ``(K, B, F)`` through the classifier. Then
+
+* a convolution is one grouped convolution (``groups=K``), a linear layer one batched matmul;
+* BatchNorm over K·C channels keeps exactly the per-member, per-channel statistics;
+* ReLU, pooling and residual additions act channel by channel and need no change;
+* dropout masks come from a counter-based hash of (member seed, step, layer, element), so every member
+  draws the same masks whether it is trained alone or in a pack of any size, on any device.
+
+Why not ``torch.func.vmap``: vmap's dropout draws from one global generator, so a member's masks would
+depend on its pack; with the hash they are a function of the run alone, which is what makes a packed run
+equal to the same run trained alone (tests/test_train.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import ALLOWED_MODULES, BasicBlock
+
+_M32 = 0xFFFFFFFF
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (bijective on [0, 2**32)); int64 arithmetic, so no overflow."""
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    return (x >> 16) ^ x
+
+
+def hashed_uniform(keys: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Uniform numbers in [0, 1) of shape (K, *shape), a pure function of each member's key."""
+    idx = torch.arange(math.prod(shape), device=keys.device,
+                       dtype=torch.int64).view(1, *shape)
+    x = mix32(mix32(idx) ^ keys.view(-1, *([1] * len(shape))))
+    return (x >> 8).to(dtype) * (1.0 / (1 << 24))
+
+
+class MemberRandomness:
+    """Per-member keys for the current step, shared by all dropout layers of a packed model."""
+
+    def __init__(self, seeds: list[int], device):
+        self.seeds = mix32(torch.tensor(seeds, dtype=torch.int64, device=device) & _M32)
+        self.step = 0
+
+    def keys(self, layer: int) -> torch.Tensor:
+        return mix32((self.seeds + self.step * 0x9E3779B1 + (layer + 1) * 0x85EBCA77) & _M32)
+
+
+class PackedConv2d(nn.Module):
+    def __init__(self, convs: list[nn.Conv2d]):
+        super().__init__()
+        c = convs[0]
+        self.stride, self.padding, self.dilation = c.stride, c.padding, c.dilation
+        assert c.groups == 1
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in convs]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in convs])) if c.bias is not None else None
+
+    def forward(self, x):
+        k = self.weight.shape[0]
+        bias = self.bias.reshape(-1) if self.bias is not None else None
+        return F.conv2d(x, self.weight.reshape(-1, *self.weight.shape[2:]), bias, self.stride, self.padding,
+                        self.dilation, groups=k)
+
+
+class PackedBatchNorm2d(nn.Module):
+    def __init__(self, bns: list[nn.BatchNorm2d]):
+        super().__init__()
+        b = bns[0]
+        self.eps, self.momentum = b.eps, b.momentum
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in bns]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in bns]))
+        self.register_buffer("running_mean", torch.stack([m.running_mean for m in bns]))
+        self.register_buffer("running_var", torch.stack([m.running_var for m in bns]))
+        self.register_buffer("num_batches_tracked", torch.stack([m.num_batches_tracked for m in bns]))
+
+    def forward(self, x):
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        # views share storage, so batch_norm's in-place running-stat update lands in the (K, C) buffers
+        return F.batch_norm(x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.reshape(-1),
+                            self.bias.reshape(-1), self.training, self.momentum, self.eps)
+
+
+class PackedFlatten(nn.Module):
+    """(B, K*C, H, W) -> (K, B, C*H*W): each member's features flattened as nn.Flatten would."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], self.k, -1).transpose(0, 1)
+
+
+class PackedLinear(nn.Module):
+    def __init__(self, linears: list[nn.Linear]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in linears]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in linears]))
+
+    def forward(self, x):  # (K, B, in) -> (K, B, out)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class PackedDropout(nn.Module):
+    """Inverted dropout with each member's own rate and hashed masks."""
+
+    def __init__(self, drops: list[nn.Dropout], layer: int, randomness: MemberRandomness):
+        super().__init__()
+        self.layer = layer
+        self.randomness = randomness
+        self.register_buffer("p", torch.tensor([float(m.p) for m in drops]), persistent=False)
+        self.any_dropout = any(m.p > 0 for m in drops)
+
+    def forward(self, x):  # (K, B, F)
+        if not self.training or not self.any_dropout:
+            return x
+        u = hashed_uniform(self.randomness.keys(self.layer), tuple(x.shape[1:]), x.dtype)
+        p = self.p.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        return x * (u >= p).to(x.dtype) / (1 - p)
+
+
+def pack_models(models: list[nn.Module], seeds: list[int]) -> nn.Module:
+    """One module computing all `models` at once. Inputs: (B, K*C, H, W); outputs: (K, B, classes).
+
+    Its state_dict has the members' own names with a leading member dimension; see :func:`member_state`.
+    """
+    k = len(models)
+    device = next(models[0].parameters()).device
+    randomness = MemberRandomness(seeds, device)
+    packed = copy.deepcopy(models[0])
+    tables = [dict(m.named_modules()) for m in models]
+    n_dropout = 0
+    for name, module in list(packed.named_modules()):
+        group = [t[name] for t in tables]
+        if isinstance(module, nn.Conv2d):
+            new = PackedConv2d(group)
+        elif isinstance(module, nn.BatchNorm2d):
+            new = PackedBatchNorm2d(group)
+        elif isinstance(module, nn.Linear):
+            new = PackedLinear(group)
+        elif isinstance(module, nn.Flatten):
+            new = PackedFlatten(k)
+        elif isinstance(module, nn.Dropout):
+            new = PackedDropout(group, n_dropout, randomness)
+            n_dropout += 1
+        elif isinstance(module, (*ALLOWED_MODULES, BasicBlock)) or name == "":
+            continue
+        else:
+            raise TypeError(f"cannot pack module {name!r} of type {type(module).__name__}")
+        parent, _, child = name.rpartition(".")
+        setattr(packed.get_submodule(parent) if parent else packed, child, new)
+    packed.randomness = randomness
+    packed.members = k
+    return packed.to(device)
+
+
+def member_state(packed: nn.Module, k: int) -> dict[str, torch.Tensor]:
+    """Member k's state_dict, with the names and shapes of the unpacked model (views, not copies)."""
+    return {name: t[k] for name, t in packed.state_dict().items()}
+
+
+def load_member_state(packed: nn.Module, k: int, state: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, t in packed.state_dict().items():
+            t[k].copy_(state[name])
+
+
+def pack_inputs(x: torch.Tensor) -> torch.Tensor:
+    """(K, B, C, H, W) member batches -> (B, K*C, H, W) packed input."""
+    k, b = x.shape[:2]
+    return x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:])

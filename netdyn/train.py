@@ -1,0 +1,404 @@
+"""Training: many grid points at once, each identical to its own run.
+
+One loop trains a *pack* of K runs that share architecture, width and data set (they may differ in seed,
+learning rate, dropout, weight decay and momentum); a single run is a pack of one. Each member draws its
+own initialisation, minibatch order, crop offsets, flips and dropout masks from its own seed alone, so
+its trajectory does not depend on who it was packed with. The data set lives on the device and
+augmentation runs there.
+
+Per run, under ``<out>/<run id>/``: ``config.json`` (run settings, study config, versions),
+``curves.csv`` (one row per snapshot), ``trajectory.bin`` + ``trajectory.json`` (see
+:mod:`netdyn.trajectory`), ``result.json`` once finished. While training, ``checkpoint.safetensors`` +
+``checkpoint.json`` hold the last completed epoch (weights, buffers, momentum, curves) so a killed job
+resumes there and ends with the same numbers as an uninterrupted run.
+
+A run whose loss turns NaN/inf is *diverged*: it stops updating at once (without disturbing the others)
+and is recorded with the accuracy measured at that point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .config import RunSpec
+from .data import DatasetInfo, ImageData, load_dataset
+from .models import build_model
+from .packed import load_member_state, member_state, pack_inputs, pack_models
+from .trajectory import TrajectoryWriter
+
+log = logging.getLogger("netdyn.train")
+
+CURVE_COLUMNS = ["snapshot", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+
+
+class RunMismatchError(RuntimeError):
+    """A run directory holds results of different settings under the same run id."""
+
+
+def versions() -> dict:
+    import sklearn  # noqa: F401  (recorded because later stages use it)
+
+    return {"netdyn": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform()}
+
+
+def model_kwargs(spec: RunSpec, info: DatasetInfo) -> dict:
+    """build_model arguments of a run (also stored in its trajectory manifest)."""
+    return {"arch": spec.arch, "width": spec.width, "depth": spec.depth, "batchnorm": spec.batchnorm,
+            "in_channels": info.in_channels, "num_classes": info.num_classes, "image_size": info.image_size,
+            "dropout": spec.dropout}
+
+
+def init_model(spec: RunSpec, info: DatasetInfo) -> torch.nn.Module:
+    """The run's initial network: PyTorch's default init under the run's seed, on the CPU."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = build_model(**model_kwargs(spec, info))
+    return model.to(getattr(torch, spec.dtype))
+
+
+def epoch_stream(spec: RunSpec, epoch: int, n: int) -> tuple[torch.Tensor, ...]:
+    """Minibatch order, crop offsets and flips of one epoch: a function of (seed, epoch) only."""
+    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    offsets = torch.randint(0, 2 * spec.crop_padding + 1, (2, n), generator=g)
+    flips = torch.rand(n, generator=g) < 0.5 if spec.flip else torch.zeros(n, dtype=torch.bool)
+    return perm, offsets[0], offsets[1], flips
+
+
+def augment(padded: torch.Tensor, idx, oy, ox, flip, size: int) -> torch.Tensor:
+    """Random crop (from pre-padded images) and horizontal flip, by one gather on the device."""
+    ar = torch.arange(size, device=padded.device)
+    rows = oy[:, None] + ar
+    cols = ox[:, None] + ar
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    ch = torch.arange(padded.shape[1], device=padded.device)
+    return padded[idx[:, None, None, None], ch[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def snapshot_steps(spec: RunSpec, steps_per_epoch: int, epoch: int) -> dict[int, float]:
+    """Step (within the epoch, 1-based) -> epoch label of every snapshot taken in `epoch` (1-based)."""
+    s = spec.subepoch_snapshots if epoch <= spec.subepoch_epochs else 1
+    marks = {}
+    for j in range(1, s + 1):
+        step = max(1, round(j * steps_per_epoch / s))
+        marks[step] = epoch - 1 + j / s
+    marks[steps_per_epoch] = float(epoch)
+    return marks
+
+
+@dataclass
+class MemberState:
+    """Book-keeping of one run inside a pack."""
+
+    spec: RunSpec
+    dir: Path
+    writer: TrajectoryWriter
+    curves: list[dict] = field(default_factory=list)
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimisation steps taken
+    diverged_at: float | None = None
+    started: float = field(default_factory=time.time)
+    elapsed: float = 0.0  # seconds spent before a resume
+
+
+def _run_config(spec: RunSpec, info: DatasetInfo, study: dict | None) -> dict:
+    return {"run": spec.to_dict(), "model": model_kwargs(spec, info), "study_config": study,
+            "versions": versions()}
+
+
+def _check_same_run(run_dir: Path, spec: RunSpec) -> None:
+    cfg = run_dir / "config.json"
+    if cfg.exists():
+        old = json.loads(cfg.read_text())["run"]
+        diff = {k: (old.get(k), v) for k, v in spec.to_dict().items() if old.get(k) != v}
+        if diff:
+            raise RunMismatchError(
+                f"run {spec.run_id}: {run_dir} was made with other settings {diff} (old, new); move or delete "
+                "that directory to retrain it - nothing was overwritten")
+
+
+@torch.no_grad()
+def evaluate(model, test: ImageData, k: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test loss and accuracy of every member, on the device: shapes (K,), (K,)."""
+    model.eval()
+    loss = torch.zeros(k, device=test.x.device, dtype=torch.float64)
+    correct = torch.zeros(k, device=test.x.device, dtype=torch.float64)
+    b = max(16, chunk // k)
+    for i in range(0, len(test), b):
+        x, y = test.x[i:i + b], test.y[i:i + b]
+        out = model(x.repeat(1, k, 1, 1))  # (K, b, classes)
+        yk = y.expand(k, -1)
+        loss += F.cross_entropy(out.transpose(1, 2), yk, reduction="none").sum(1).double()
+        correct += (out.argmax(-1) == yk).sum(1).double()
+    model.train()
+    return loss / len(test), correct / len(test)
+
+
+class PackTrainer:
+    """Trains runs with equal `RunSpec.pack_key` together; see the module docstring."""
+
+    def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
+                 out_dir: Path, device: torch.device, study: dict | None = None):
+        assert len({s.pack_key for s in specs}) == 1, "a pack needs equal pack keys"
+        self.specs, self.info, self.device = specs, info, device
+        self.k = len(specs)
+        self.dtype = getattr(torch, specs[0].dtype)
+        self.members: list[MemberState] = []
+        models = []
+        for spec in specs:
+            run_dir = out_dir / spec.run_id
+            _check_same_run(run_dir, spec)
+            model = init_model(spec, info)
+            models.append(model)
+            template = model.state_dict()
+            ckpt = run_dir / "checkpoint.json"
+            if ckpt.exists():
+                meta = json.loads(ckpt.read_text())
+                writer = TrajectoryWriter(run_dir, template, run_id=spec.run_id,
+                                          arch=model_kwargs(spec, info), dtype=spec.dtype, resume=True)
+                writer.truncate(meta["n_snapshots"])
+                m = MemberState(spec, run_dir, writer, meta["curves"], meta["epoch"], meta["step"],
+                                elapsed=meta["elapsed"])
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "config.json").write_text(json.dumps(_run_config(spec, info, study), indent=1))
+                writer = TrajectoryWriter(run_dir, template, run_id=spec.run_id,
+                                          arch=model_kwargs(spec, info), dtype=spec.dtype)
+                m = MemberState(spec, run_dir, writer)
+            self.members.append(m)
+        epochs = {m.epoch for m in self.members}
+        assert len(epochs) == 1, "members of a pack resume from the same epoch"
+        self.model = pack_models([mod.to(device) for mod in models], [s.seed for s in specs]).train()
+        self.params = [p for p in self.model.parameters()]
+        self.momentum_bufs = [torch.zeros_like(p) for p in self.params]
+        for i, m in enumerate(self.members):
+            if m.epoch > 0:
+                self._load_checkpoint(i)
+        shape = lambda p: (self.k,) + (1,) * (p.dim() - 1)  # noqa: E731
+        self._shapes = [shape(p) for p in self.params]
+        as_t = lambda v: torch.tensor(v, device=device, dtype=self.dtype)  # noqa: E731
+        self.lr = as_t([s.learning_rate for s in specs])
+        self.mom = as_t([s.momentum for s in specs])
+        self.wd = as_t([s.weight_decay for s in specs])
+        self.active = torch.ones(self.k, dtype=torch.bool, device=device)
+        pad = specs[0].crop_padding
+        self.padded = F.pad(train.x, (pad,) * 4) if pad else train.x
+        self.train_y, self.test = train.y, test
+        self.n = len(train)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def _names(self):
+        return [n for n, _ in self.model.named_parameters()]
+
+    def _save_checkpoint(self, i: int) -> None:
+        m = self.members[i]
+        state = {k: v.contiguous().cpu() for k, v in member_state(self.model, i).items()}
+        for name, buf in zip(self._names(), self.momentum_bufs):
+            state[f"momentum::{name}"] = buf[i].contiguous().cpu()
+        save_file(state, m.dir / "checkpoint.safetensors.tmp")
+        (m.dir / "checkpoint.safetensors.tmp").replace(m.dir / "checkpoint.safetensors")
+        meta = {"epoch": m.epoch, "step": m.step, "n_snapshots": m.writer.n_snapshots, "curves": m.curves,
+                "elapsed": m.elapsed + time.time() - m.started}
+        tmp = m.dir / "checkpoint.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(m.dir / "checkpoint.json")
+
+    def _load_checkpoint(self, i: int) -> None:
+        m = self.members[i]
+        state = load_file(m.dir / "checkpoint.safetensors", device=str(self.device))
+        load_member_state(self.model, i, state)
+        with torch.no_grad():
+            for name, buf in zip(self._names(), self.momentum_bufs):
+                buf[i].copy_(state[f"momentum::{name}"])
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _sgd_step(self) -> None:
+        """SGD with momentum as torch.optim.SGD computes it (dampening 0, decoupled from nothing), with a
+        per-member learning rate, momentum and weight decay; diverged members are frozen."""
+        with torch.no_grad():
+            for p, buf, shape in zip(self.params, self.momentum_bufs, self._shapes):
+                act = self.active.view(shape)
+                g = torch.where(act, p.grad, 0.0)
+                buf.mul_(self.mom.view(shape)).add_(g + self.wd.view(shape) * p)
+                p.sub_(torch.where(act, self.lr.view(shape) * buf, 0.0))
+                p.grad = None
+
+    def _snapshot(self, epoch_label: float, sums: torch.Tensor, counts: int) -> None:
+        test_loss, test_acc = evaluate(self.model, self.test, self.k)
+        stats = torch.stack([test_loss, test_acc, sums[0], sums[1]]).cpu().numpy()
+        active = self.active.cpu().numpy()
+        for i, m in enumerate(self.members):
+            if m.diverged_at is not None:
+                continue
+            train_loss, train_acc = (stats[2, i] / counts, stats[3, i] / counts) if counts else (np.nan, np.nan)
+            row = {"snapshot": m.writer.n_snapshots, "epoch": epoch_label, "step": m.step,
+                   "lr": m.spec.learning_rate, "train_loss": train_loss, "train_acc": train_acc,
+                   "test_loss": stats[0, i], "test_acc": stats[1, i]}
+            if not active[i] or not math.isfinite(row["test_loss"]):
+                m.diverged_at = epoch_label
+                self.active[i] = False
+                m.curves.append({**row, "snapshot": -1})  # measured, but its weights are not kept
+                log.info("[%s] diverged at epoch %.2f (loss not finite); test_acc %.4f", m.spec.run_id,
+                         epoch_label, row["test_acc"])
+                continue
+            m.writer.append(member_state(self.model, i), epoch=epoch_label, step=m.step,
+                            label="init" if m.step == 0 else f"epoch {epoch_label:g}")
+            m.curves.append(row)
+
+    def fit(self) -> None:
+        spec0 = self.specs[0]
+        steps_per_epoch = math.ceil(self.n / spec0.batch_size)
+        start = self.members[0].epoch
+        if start == 0:
+            self._snapshot(0.0, torch.zeros(2, self.k, device=self.device), 0)
+        size = self.info.image_size
+        for epoch in range(start + 1, spec0.epochs + 1):
+            t0 = time.time()
+            streams = [epoch_stream(s, epoch, self.n) for s in self.specs]
+            perm, oy, ox, flip = (torch.stack([st[j] for st in streams]).to(self.device) for j in range(4))
+            marks = snapshot_steps(spec0, steps_per_epoch, epoch)
+            sums = torch.zeros(2, self.k, device=self.device, dtype=torch.float64)
+            seen = 0
+            for step in range(1, steps_per_epoch + 1):
+                sl = slice((step - 1) * spec0.batch_size, step * spec0.batch_size)
+                idx = perm[:, sl]
+                b = idx.shape[1]
+                x = augment(self.padded, idx.reshape(-1), oy[:, sl].reshape(-1), ox[:, sl].reshape(-1),
+                            flip[:, sl].reshape(-1), size).view(self.k, b, *self.padded.shape[1:2], size, size)
+                y = self.train_y[idx]
+                self.model.randomness.step = self.members[0].step
+                out = self.model(pack_inputs(x))
+                losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
+                finite = torch.isfinite(losses)
+                self.active &= finite
+                torch.where(self.active, losses, 0.0).sum().backward()
+                self._sgd_step()
+                with torch.no_grad():
+                    sums[0] += torch.where(finite, losses, torch.nan).double() * b
+                    sums[1] += (out.argmax(-1) == y).sum(1).double()
+                seen += b
+                for m in self.members:
+                    m.step += 1
+                if step in marks:
+                    self._snapshot(marks[step], sums, seen)
+            for i, m in enumerate(self.members):
+                if m.diverged_at is None:
+                    m.epoch = epoch
+                    self._save_checkpoint(i)
+                    last = m.curves[-1]
+                    log.info("[%s] epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc %.4f "
+                             "(%.1fs)", m.spec.run_id, epoch, spec0.epochs, last["train_loss"], last["train_acc"],
+                             last["test_loss"], last["test_acc"], time.time() - t0)
+                pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False)
+            if not self.active.any():
+                break
+        for m in self.members:
+            self._finish(m)
+
+    def _finish(self, m: MemberState) -> None:
+        last = m.curves[-1]
+        kept = [c for c in m.curves if c["snapshot"] >= 0]
+        result = {
+            "run_id": m.spec.run_id, "status": "diverged" if m.diverged_at is not None else "complete",
+            "diverged_epoch": m.diverged_at, "epochs_completed": m.epoch,
+            "final_test_acc": last["test_acc"], "final_test_loss": last["test_loss"],
+            "best_test_acc": max(c["test_acc"] for c in m.curves if math.isfinite(c["test_acc"])),
+            "n_snapshots": m.writer.n_snapshots, "last_snapshot_epoch": kept[-1]["epoch"],
+            "trajectory_bytes": m.writer.data_path.stat().st_size,
+            "wall_seconds": round(m.elapsed + time.time() - m.started, 3), "device": str(self.device),
+        }
+        pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False)
+        (m.dir / "result.json").write_text(json.dumps(result, indent=1))
+        for f in ("checkpoint.safetensors", "checkpoint.json"):
+            (m.dir / f).unlink(missing_ok=True)
+
+
+def _resume_epoch(run_dir: Path) -> int:
+    ckpt = run_dir / "checkpoint.json"
+    return json.loads(ckpt.read_text())["epoch"] if ckpt.exists() else 0
+
+
+def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
+    """Rough per-member device memory of training: weights, grads, momentum and saved activations."""
+    model = init_model(spec, info)
+    itemsize = torch.finfo(getattr(torch, spec.dtype)).bits // 8
+    acts = 0
+
+    def hook(_m, _i, out):
+        nonlocal acts
+        acts += out.numel()
+
+    handles = [mod.register_forward_hook(hook) for mod in model.modules() if not list(mod.children())]
+    with torch.no_grad():
+        model(torch.zeros(1, info.in_channels, info.image_size, info.image_size, dtype=model.classifier[-1].weight.dtype))
+    for h in handles:
+        h.remove()
+    params = sum(p.numel() for p in model.parameters())
+    return itemsize * (4 * params + 3 * acts * spec.batch_size)
+
+
+def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pack: str,
+              resume_epochs: dict[str, int]) -> list[list[RunSpec]]:
+    """Split a job's runs into packs. On the CPU (pack=auto) every run trains alone: the cores are already
+    busy with one model, and stacking costs per-model speed (bench/results). On a GPU, runs that share a
+    pack key and resume epoch are packed, as many as fit in about half the free memory."""
+    by_key: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        by_key.setdefault((s.pack_key, resume_epochs.get(s.run_id, 0)), []).append(s)
+    use_pack = pack == "always" or (pack == "auto" and device.type == "cuda")
+    packs = []
+    for group in by_key.values():
+        if not use_pack:
+            packs += [[s] for s in group]
+            continue
+        cap = len(group)
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            cap = max(1, int(0.5 * free // member_memory_bytes(group[0], info)))
+        packs += [group[i:i + cap] for i in range(0, len(group), cap)]
+    return packs
+
+
+def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu", data_root: str | Path = "data",
+               download: bool = False, pack: str = "auto", study: dict | None = None) -> list[dict]:
+    """Train (or resume, or skip if finished) every run in `specs`; returns their result records."""
+    out_dir = Path(out_dir)
+    dev = torch.device(device)
+    results, todo, resume_epochs = [], [], {}
+    for s in specs:
+        done = out_dir / s.run_id / "result.json"
+        if done.exists():
+            _check_same_run(out_dir / s.run_id, s)
+            log.info("[%s] already trained, kept", s.run_id)
+        else:
+            resume_epochs[s.run_id] = _resume_epoch(out_dir / s.run_id)
+            todo.append(s)
+    by_data: dict[tuple, list[RunSpec]] = {}
+    for s in todo:
+        by_data.setdefault((s.dataset, s.image_size), []).append(s)
+    for (dataset, image_size), group in by_data.items():
+        train, test, info = load_dataset(dataset, data_root, download=download, image_size=image_size)
+        dtype = getattr(torch, group[0].dtype)
+        train_d = ImageData(train.x.to(dev, dtype), train.y.to(dev))
+        test_d = ImageData(test.x.to(dev, dtype), test.y.to(dev))
+        for members in pack_plan(group, info, dev, pack, resume_epochs):
+            log.info("training %d run(s) together on %s: %s", len(members), dev,
+                     ", ".join(s.run_id for s in members))
+            PackTrainer(members, train_d, test_d, info, out_dir, dev, study).fit()
+    for s in specs:
+        results.append(json.loads((out_dir / s.run_id / "result.json").read_text()))
+    return results

@@ -1,0 +1,10 @@
+"""Snakemake entry point of rule `collect_runs`: the grid-wide run table and learning-curve figure."""
+from netdyn import runlog
+from netdyn.figures import plot_learning_curves
+from netdyn.results import runs_table
+
+sm = snakemake  # noqa: F821
+runlog.setup(sm.log[0])
+table = runs_table(sm.params.runs_dir, sm.params.run_ids)
+table.to_csv(sm.output.table, index=False)
+plot_learning_curves(sm.params.runs_dir, table, sm.output.figure)

@@ -1,0 +1,18 @@
+"""Snakemake entry point of rule `train`: trains one group of runs (see netdyn.train)."""
+import json
+
+import torch
+
+from netdyn import runlog
+from netdyn.config import RunSpec
+from netdyn.train import train_runs
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+runlog.setup(sm.log[0])
+torch.set_num_threads(sm.threads)
+study = sm.params.study
+results = train_runs([RunSpec.from_dict(r) for r in sm.params.runs], sm.params.out_dir, device=sm.params.device,
+                     data_root=study["data"]["root"], download=study["data"]["download"],
+                     pack=study["training"]["pack"], study=study)
+with open(sm.output[0], "w") as f:
+    json.dump({"group": sm.wildcards.group, "runs": results}, f, indent=1)

@@ -1,0 +1,32 @@
+# Config validation, the grid of runs and the training groups. Everything stops here, before any job,
+# if the config is wrong; the message names the key.
+import json
+import sys
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+from netdyn.config import (  # noqa: E402
+    ConfigError, check_semantics, expand_grid, group_size, resolve_device, training_groups,
+)
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    check_semantics(config)
+except ConfigError as e:
+    raise ValueError(str(e)) from None
+
+RESULTS = "results"
+DEVICE = resolve_device(config)
+RUNS = expand_grid(config)
+GROUPS = training_groups(RUNS, group_size(config, DEVICE))
+GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
+
+
+def group_runs(wildcards):
+    return [r.to_dict() for r in GROUPS[wildcards.group]]
+
+
+def study_config():
+    """The validated config, recorded in every run's config.json."""
+    return json.loads(json.dumps(config, default=str))
