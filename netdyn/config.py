@@ -99,7 +99,7 @@ def _fill_defaults(validator_cls):
 def validate_schema(config: dict) -> dict:
     """Check `config` against the JSON schema (filling defaults in place); raise ConfigError naming the key."""
     schema = load_schema()
-    validator = _fill_defaults(jsonschema.Draft7Validator)(schema)
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
     # two passes: defaults of nested objects are only filled once their parent exists
     for _ in range(2):
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

@@ -402,3 +402,25 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
     for s in specs:
         results.append(json.loads((out_dir / s.run_id / "result.json").read_text()))
     return results
+
+
+def snapshots_per_run(spec: RunSpec) -> int:
+    """Snapshots a run that does not diverge keeps: init, sub-epoch ones, every epoch end."""
+    extra = (spec.subepoch_snapshots - 1) * min(spec.subepoch_epochs, spec.epochs) if spec.subepoch_snapshots > 1 else 0
+    return 1 + spec.epochs + extra
+
+
+def storage_estimate(specs: list[RunSpec]) -> pd.DataFrame:
+    """On-disk trajectory bytes per run and per (architecture, data set, width), without training."""
+    from .data import dataset_info
+
+    rows, sizes = [], {}
+    for s in specs:
+        key = (s.arch_label, s.dataset, s.width)
+        if key not in sizes:
+            info = dataset_info(s.dataset, s.image_size)
+            sizes[key] = sum(t.numel() for t in build_model(**model_kwargs(s, info)).state_dict().values())
+        itemsize = 8 if s.dtype == "float64" else 4
+        rows.append({"arch": s.arch_label, "dataset": s.dataset, "width": s.width, "values_per_snapshot": sizes[key],
+                     "snapshots": snapshots_per_run(s), "bytes": sizes[key] * itemsize * snapshots_per_run(s)})
+    return pd.DataFrame(rows)

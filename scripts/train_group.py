@@ -1,4 +1,9 @@
 """Snakemake entry point of rule `train`: trains one group of runs (see netdyn.train)."""
+import sys
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the netdyn package
+
 import json
 
 import torch
@@ -7,7 +12,6 @@ from netdyn import runlog
 from netdyn.config import RunSpec
 from netdyn.train import train_runs
 
-sm = snakemake  # noqa: F821  (injected by Snakemake)
 runlog.setup(sm.log[0])
 torch.set_num_threads(sm.threads)
 study = sm.params.study

@@ -1,4 +1,4 @@
-"""Figures of every stage. Matplotlib with the Agg backend: jobs run without a display."""
+"""Training-stage figures: learning curves of the whole grid."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .results import curves  # noqa: E402
+from ..results import curves  # noqa: E402
 
 
 def _panels(n: int, size=(4.0, 3.2)):
