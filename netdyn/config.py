@@ -105,7 +105,11 @@ def validate_schema(config: dict) -> dict:
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
         if errors:
             e = errors[0]
-            raise ConfigError(f"config key `{_key_path(e.absolute_path)}`: {e.message}")
+            path = list(e.absolute_path)
+            if e.validator == "required" and isinstance(e.instance, dict):
+                # name the missing key itself (training.epochs), not only its parent (training)
+                path += [k for k in e.validator_value if k not in e.instance][:1]
+            raise ConfigError(f"config key `{_key_path(path)}`: {e.message}")
     return config
 
 

@@ -119,7 +119,8 @@ class PackedDropout(nn.Module):
         super().__init__()
         self.layer = layer
         self.randomness = randomness
-        self.register_buffer("p", torch.tensor([float(m.p) for m in drops]), persistent=False)
+        # float64, so float64 training drops at exactly rate p and scales by exactly 1/(1-p)
+        self.register_buffer("p", torch.tensor([float(m.p) for m in drops], dtype=torch.float64), persistent=False)
         self.any_dropout = any(m.p > 0 for m in drops)
 
     def forward(self, x):  # (K, B, F)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 
 def setup(log_path: str | None = None, level: int = logging.INFO) -> None:
@@ -10,3 +11,9 @@ def setup(log_path: str | None = None, level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.captureWarnings(True)
+
+    def log_uncaught(exc_type, exc, tb):
+        logging.getLogger("netdyn").critical("stopped by an error", exc_info=(exc_type, exc, tb))
+        sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = log_uncaught

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
@@ -165,9 +166,8 @@ class PackTrainer:
             model = init_model(spec, info)
             models.append(model)
             template = model.state_dict()
-            ckpt = run_dir / "checkpoint.json"
-            if ckpt.exists():
-                meta = json.loads(ckpt.read_text())
+            meta = _checkpoint_meta(run_dir)
+            if meta is not None:
                 writer = TrajectoryWriter(run_dir, template, run_id=spec.run_id,
                                           arch=model_kwargs(spec, info), dtype=spec.dtype, resume=True)
                 writer.truncate(meta["n_snapshots"])
@@ -209,10 +209,11 @@ class PackTrainer:
         state = {k: v.contiguous().cpu() for k, v in member_state(self.model, i).items()}
         for name, buf in zip(self._names(), self.momentum_bufs):
             state[f"momentum::{name}"] = buf[i].contiguous().cpu()
-        save_file(state, m.dir / "checkpoint.safetensors.tmp")
-        (m.dir / "checkpoint.safetensors.tmp").replace(m.dir / "checkpoint.safetensors")
         meta = {"epoch": m.epoch, "step": m.step, "n_snapshots": m.writer.n_snapshots, "curves": m.curves,
                 "elapsed": m.elapsed + time.time() - m.started}
+        # the weights file carries its own book-keeping, so one rename commits both (see _checkpoint_meta)
+        save_file(state, m.dir / "checkpoint.safetensors.tmp", metadata={"meta": json.dumps(meta)})
+        (m.dir / "checkpoint.safetensors.tmp").replace(m.dir / "checkpoint.safetensors")
         tmp = m.dir / "checkpoint.json.tmp"
         tmp.write_text(json.dumps(meta))
         tmp.replace(m.dir / "checkpoint.json")
@@ -327,9 +328,20 @@ class PackTrainer:
             (m.dir / f).unlink(missing_ok=True)
 
 
+def _checkpoint_meta(run_dir: Path) -> dict | None:
+    """Book-keeping of a run's last checkpoint (None if it has none), read from the weights file's metadata:
+    checkpoint.json, written after it, lags one epoch behind when a kill falls between the two writes."""
+    path = run_dir / "checkpoint.safetensors"
+    if not path.exists():
+        return None
+    with safe_open(path, "pt") as f:
+        meta = (f.metadata() or {}).get("meta")
+    return json.loads(meta if meta is not None else (run_dir / "checkpoint.json").read_text())
+
+
 def _resume_epoch(run_dir: Path) -> int:
-    ckpt = run_dir / "checkpoint.json"
-    return json.loads(ckpt.read_text())["epoch"] if ckpt.exists() else 0
+    meta = _checkpoint_meta(run_dir)
+    return meta["epoch"] if meta is not None else 0
 
 
 def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:

@@ -75,6 +75,8 @@ class TrajectoryWriter:
             self.data_path.write_bytes(b"")
             _atomic_write_json(self.manifest_path, self.manifest)
         self.row_numel = sum(t["numel"] for t in self.manifest["tensors"])
+        if resume:  # a kill during append can leave (part of) a row the manifest does not list: drop it
+            self.truncate(self.n_snapshots)
 
     @property
     def n_snapshots(self) -> int:
@@ -205,7 +207,7 @@ class Trajectory:
         """Rebuild the network of this run at snapshot i (eval mode, on the CPU)."""
         from .models import build_model
 
-        model = build_model(**self.arch)
+        model = build_model(**self.arch).to(getattr(torch, self.manifest["dtype"]))  # float64 runs stay exact
         self.check_model(model)
         model.load_state_dict(self.state_dict(i))
         return model.eval()

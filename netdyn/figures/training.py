@@ -17,10 +17,11 @@ from ..results import curves  # noqa: E402
 def _panels(n: int, size=(4.0, 3.2)):
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
-    return fig, axes.flat
+    return fig, list(axes.flat)
 
 
 def plot_learning_curves(runs_dir: str | Path, runs: pd.DataFrame, out: str | Path) -> None:
@@ -41,6 +42,6 @@ def plot_learning_curves(runs_dir: str | Path, runs: pd.DataFrame, out: str | Pa
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=list(axes)[: len(keys)], label="log10 learning rate")
+    fig.colorbar(sm, ax=axes[: len(keys)], label="log10 learning rate")
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -1,0 +1,296 @@
+"""Tests for netdyn.config: validation messages, defaults, the run grid, run ids and training groups, and
+that Snakemake stops on a bad config (and plans the paper grid) through the same code."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+import yaml
+
+from netdyn.config import (
+    ConfigError,
+    RunSpec,
+    expand_grid,
+    group_size,
+    load_config,
+    resolve_device,
+    training_groups,
+    validate_config,
+)
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# bad configs: every one is rejected with a ConfigError naming the key at fault
+
+def _set(path: str, value):
+    def edit(c):
+        *parents, last = path.split(".")
+        d = c
+        for p in parents:
+            d = d.setdefault(p, {})
+        d[last] = value
+    return edit
+
+
+def _del(path: str):
+    def edit(c):
+        *parents, last = path.split(".")
+        d = c
+        for p in parents:
+            d = d[p]
+        del d[last]
+    return edit
+
+
+def _arch(i: int, **kv):
+    def edit(c):
+        c["architectures"][i].update(kv)
+    return edit
+
+
+THREE_ARCHS = [{"name": "lenet"}, {"name": "vgg", "depth": 11, "batchnorm": True}, {"name": "resnet", "depth": 8}]
+
+BAD_CONFIGS = {
+    # id: (edit, key path that the message must name)
+    "unknown dataset": (_set("datasets", ["digits", "imagenet"]), "datasets[1]"),
+    "unknown arch": (lambda c: c["architectures"].append({"name": "mlp"}), "architectures[3].name"),
+    "vgg depth 12": (_arch(1, depth=12), "architectures[1].depth"),
+    "resnet depth 10": (_arch(2, depth=10), "architectures[2].depth"),
+    "resnet depth 2": (_arch(2, depth=2), "architectures[2].depth"),
+    "depth on lenet": (_arch(0, depth=5), "architectures[0].depth"),
+    "batchnorm on lenet": (_arch(0, batchnorm=True), "architectures[0].batchnorm"),
+    "batchnorm off on resnet": (_arch(2, batchnorm=False), "architectures[2].batchnorm"),
+    "duplicate architecture": (lambda c: c["architectures"].append({"name": "vgg"}), "architectures"),
+    "width 0": (_set("widths", [1, 0]), "widths[1]"),
+    "negative learning rate": (_set("hyperparameters.learning_rate", [0.1, -0.1]), "hyperparameters.learning_rate[1]"),
+    "zero learning rate": (_set("hyperparameters.learning_rate", [0]), "hyperparameters.learning_rate[0]"),
+    "dropout 1.0": (_set("hyperparameters.dropout", [0.0, 1.0]), "hyperparameters.dropout[1]"),
+    "negative weight decay": (_set("hyperparameters.weight_decay", [-1e-4]), "hyperparameters.weight_decay[0]"),
+    "missing training.epochs": (_del("training.epochs"), "training.epochs"),
+    "missing learning_rate": (_del("hyperparameters.learning_rate"), "hyperparameters.learning_rate"),
+    "epochs 0": (_set("training.epochs", 0), "training.epochs"),
+    "unknown top-level key": (_set("bogus_key", 1), "bogus_key"),
+    "unknown training key": (_set("training.learning_rate", 0.1), "learning_rate"),
+    "study ../x": (_set("study", "../x"), "study"),
+    "study with space": (_set("study", "a b"), "study"),
+    "train width not in widths": (_set("predict", {"train_widths": [3]}), "predict.train_widths[0]"),
+    "train width is the largest": (_set("predict", {"train_widths": [1, 2]}), "predict.train_widths[1]"),
+    "duplicate widths": (_set("widths", [1, 2, 1]), "widths"),
+    "group_size 0": (_set("training.group_size", 0), "training.group_size"),
+    "bad dtype": (_set("training.dtype", "float16"), "training.dtype"),
+    "subepoch beyond epochs": (lambda c: c["training"].update(subepoch_snapshots=2, subepoch_epochs=5),
+                               "training.subepoch_epochs"),
+}
+
+
+UNEXPECTED_KEYS = {"bogus_key", "learning_rate"}  # keys that must not be there: named as found
+
+
+@pytest.mark.parametrize("edit, key", list(BAD_CONFIGS.values()), ids=list(BAD_CONFIGS))
+def test_bad_config_names_key(make_config, edit, key):
+    config = make_config(architectures=THREE_ARCHS, widths=[1, 2])
+    validate_config(make_config(architectures=THREE_ARCHS, widths=[1, 2]))  # the base itself is valid
+    edit(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    msg = str(err.value)
+    assert key in msg, msg
+    if key in UNEXPECTED_KEYS:
+        assert repr(key) in msg, msg
+    else:
+        assert msg.startswith(f"config key `{key}`:"), msg  # named as a key path, not just mentioned
+
+
+# --------------------------------------------------------------------------------------------------------
+# defaults and the grid
+
+def test_defaults_are_filled(make_config):
+    config = make_config()
+    del config["study"], config["device"], config["data"]
+    config["training"] = {"epochs": 3}
+    config["hyperparameters"] = {"learning_rate": [0.1]}
+    out = validate_config(config)
+    assert out["study"] == "default"
+    assert out["device"] == "auto"
+    assert out["data"] == {"root": "data", "download": False, "image_size": None}
+    t = out["training"]
+    assert t["epochs"] == 3
+    assert t["batch_size"] == 128
+    assert t["momentum"] == 0.9
+    assert t["crop_padding"] == 4
+    assert t["flip"] is False
+    assert t["subepoch_snapshots"] == 1 and t["subepoch_epochs"] == 0
+    assert t["group_size"] == "auto" and t["pack"] == "auto"
+    assert t["dtype"] == "float32" and t["threads"] == 1
+    assert out["hyperparameters"]["dropout"] == [0.0]
+    assert out["hyperparameters"]["weight_decay"] == [0.0]
+    assert out["predict"]["train_widths"] == []
+
+
+def test_given_values_are_kept(make_config):
+    out = validate_config(make_config(training={"batch_size": 64, "momentum": 0.5}))
+    assert out["training"]["batch_size"] == 64
+    assert out["training"]["momentum"] == 0.5
+
+
+def test_filled_defaults_are_not_shared_between_configs(make_config):
+    a = validate_config(make_config())
+    b = validate_config(make_config())
+    a["predict"]["train_widths"].append(99)
+    a["data"]["root"] = "elsewhere"
+    assert b["predict"]["train_widths"] == [] and b["data"]["root"] == "data"
+    assert validate_config(make_config())["predict"]["train_widths"] == []
+
+
+def _grid_config(make_config):
+    return validate_config(make_config(
+        architectures=[{"name": "lenet"}, {"name": "resnet", "depth": 8}], widths=[1, 2, 3],
+        hyperparameters={"learning_rate": [0.01, 0.1], "dropout": [0.0, 0.5], "weight_decay": [0.0, 1e-4, 5e-4]},
+        seeds=[0, 1]))
+
+
+def test_expand_grid_is_the_full_product(make_config):
+    config = _grid_config(make_config)
+    runs = expand_grid(config)
+    assert len(runs) == 2 * 1 * 3 * 2 * 2 * 3 * 2
+    combos = Counter((r.arch_label, r.dataset, r.width, r.learning_rate, r.dropout, r.weight_decay, r.seed)
+                     for r in runs)
+    expected = set(itertools.product(["lenet", "resnet8"], ["digits"], [1, 2, 3], [0.01, 0.1], [0.0, 0.5],
+                                     [0.0, 1e-4, 5e-4], [0, 1]))
+    assert set(combos) == expected and max(combos.values()) == 1
+    r = runs[0]
+    assert (r.epochs, r.batch_size, r.crop_padding, r.dtype, r.image_size) == (1, 64, 2, "float64", 16)
+    resnet = [r for r in runs if r.arch == "resnet"]
+    assert all(r.depth == 8 and r.batchnorm is True for r in resnet)
+    assert all(r.depth is None and r.batchnorm is None for r in runs if r.arch == "lenet")
+
+
+def test_run_ids_unique_path_safe_and_stable(make_config):
+    runs = expand_grid(_grid_config(make_config))
+    ids = [r.run_id for r in runs]
+    assert len(set(ids)) == len(ids)
+    for rid in ids:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", rid), rid
+        assert "/" not in rid and ".." not in rid and " " not in rid
+    again = [r.run_id for r in expand_grid(_grid_config(make_config))]
+    assert again == ids
+    assert "lenet-digits-w2-lr0.1-do0.5-wd0.0001-s1" in ids
+
+
+def test_runspec_round_trip(make_config):
+    for r in expand_grid(_grid_config(make_config)):
+        assert RunSpec.from_dict(r.to_dict()) == r
+        assert RunSpec.from_dict({**r.to_dict(), "unknown_field": 1}) == r
+
+
+def test_training_groups_split_and_cover(make_config):
+    runs = expand_grid(_grid_config(make_config))
+    for size in (1, 5, 8, 24, 1000):
+        groups = training_groups(runs, size)
+        seen = Counter(r.run_id for members in groups.values() for r in members)
+        assert set(seen) == {r.run_id for r in runs} and max(seen.values()) == 1
+        per_key = Counter((r.arch_label, r.dataset, r.width) for r in runs)
+        assert len(groups) == sum(math.ceil(n / size) for n in per_key.values())
+        for gid, members in groups.items():
+            assert 1 <= len(members) <= size
+            assert len({(r.arch_label, r.dataset, r.width) for r in members}) == 1
+            assert len({r.pack_key for r in members}) == 1  # every group can be trained as one pack
+            assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", gid), gid
+        assert training_groups(runs, size).keys() == groups.keys()  # stable ids
+
+
+def test_group_size(make_config):
+    auto = validate_config(make_config())
+    assert group_size(auto, "cpu") == 8
+    assert group_size(auto, "cuda") == 64 and group_size(auto, "cuda:1") == 64
+    assert group_size(validate_config(make_config(training={"group_size": 3})), "cuda") == 3
+    assert resolve_device(validate_config(make_config(device="cpu"))) == "cpu"
+
+
+# --------------------------------------------------------------------------------------------------------
+# the shipped configs
+
+def test_shipped_configs_load(repo_root):
+    default = load_config(repo_root / "config" / "config.yaml")
+    paper = load_config(repo_root / "config" / "paper.yaml")
+    assert expand_grid(default) and expand_grid(paper)
+
+
+def test_default_config_size(repo_root):
+    config = load_config(repo_root / "config" / "config.yaml")
+    runs = expand_grid(config)
+    per_arch = Counter(r.arch_label for r in runs)
+    assert len(per_arch) == len(config["architectures"])
+    assert min(per_arch.values()) >= 40, per_arch
+    assert len(config["widths"]) >= 3
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [digits\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_config(bad)
+    assert str(bad) in str(err.value)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping") as err:
+        load_config(bad)
+    assert str(bad) in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Snakemake goes through the same checks. Runs use --directory <tmp>, so the Snakefile's own
+# `configfile: config/config.yaml` is not found there and the given config is used alone (not merged),
+# and nothing of the repository's results/ or logs/ is touched.
+
+def _snakemake_dry_run(repo_root, workdir, configfile):
+    return subprocess.run(
+        [*SNAKEMAKE, "-n", "--cores", "1", "--snakefile", str(repo_root / "Snakefile"), "--directory",
+         str(workdir), "--configfile", str(configfile)],
+        capture_output=True, text=True, timeout=120)
+
+
+SNAKEMAKE_BAD = {  # id: (edit, what the output must say)
+    "resnet depth 10": (_arch(1, depth=10), "config key `architectures[1].depth`"),
+    "study a b": (_set("study", "a b"), "config key `study`"),
+    "unknown top-level key": (_set("bogus_key", 1), "'bogus_key'"),
+}
+
+
+@pytest.mark.parametrize("edit, named", list(SNAKEMAKE_BAD.values()), ids=list(SNAKEMAKE_BAD))
+def test_snakemake_stops_on_bad_config(repo_root, tmp_path, make_config, edit, named):
+    config = make_config(architectures=[{"name": "lenet"}, {"name": "resnet", "depth": 8}])
+    edit(config)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _snakemake_dry_run(repo_root, work, cfg)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert named in out, out
+    assert "Job stats" not in out, out  # it stopped before planning any job
+    assert not (work / "results").exists() and not (work / "logs").exists()
+
+
+def test_snakemake_plans_paper_grid(repo_root, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _snakemake_dry_run(repo_root, work, repo_root / "config" / "paper.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", out[out.index("Job stats"):], flags=re.M))
+    config = load_config(repo_root / "config" / "paper.yaml")
+    groups = training_groups(expand_grid(config), group_size(config, resolve_device(config)))
+    assert int(counts["train"]) == len(groups)
+    assert int(counts["collect_runs"]) == 1
+    assert not (work / "results").exists()
