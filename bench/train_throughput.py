@@ -341,6 +341,8 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
         except _Stop:
             pass
         t = probe.snap_times  # [initial snapshot, end of epoch 1, end of epoch 2, ...]
+        if len(t) < 2 + repeats:
+            raise RuntimeError(f"fit() ended after {len(t) - 1} epochs (every member diverged?)")
         all_s = [t[i + 1] - t[i] for i in range(1, 1 + repeats)]
         seconds = min(all_s)
         rec = {"k": k, "images_timed_per_model": n, "steps_timed": steps_per_epoch, "seconds": seconds,
@@ -528,7 +530,6 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, m
         s = members[0]
         key = (s.arch_label, s.dataset, s.width)
         combos.setdefault(key, {"groups": []})["groups"].append(members)
-    end = now() + budget_s
     results: dict[tuple, dict] = {}  # (combo, K) -> measurement
     plans: dict[tuple, list[list[RunSpec]]] = {}
     order = []
@@ -552,6 +553,7 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, m
             order.append((rank, -c["flops"] * k, key, k))
     order.sort()
     skipped = []
+    end = now() + budget_s  # planning above is not counted
     for _rank, _cost, key, k in order:
         if now() > end:
             skipped.append({"combo": list(key), "k": k, "reason": "projection budget spent"})
@@ -592,15 +594,15 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, m
             k = len(p)
             rec, scale, src = results.get((key, k)), 1.0, "measured"
             if rec is None:
-                same = sorted((abs(kk - k), kk) for (ck, kk) in results if ck == key)
-                other = [(ck, kk) for (ck, kk) in results if ck[0] == key[0] and ck[2] == key[2] and kk == k]
-                if same:
-                    # conservative: a smaller pack is assumed to take as long per step as the measured one,
-                    # a larger pack proportionally longer
-                    kk = same[0][1]
-                    rec, scale, src = results[(key, kk)], max(1.0, k / kk), f"estimated from K={kk}"
-                elif other:
-                    rec, src = results[other[0]], f"estimated from {other[0][0][1]}"
+                # nearest measured K of this combo, else of the same (arch, width) on another data set;
+                # conservative: a smaller pack is assumed to take as long per step as the measured one, a
+                # larger pack proportionally longer
+                cands = sorted((ck != key, abs(kk - k), ck, kk) for (ck, kk) in results
+                               if ck == key or (ck[0] == key[0] and ck[2] == key[2]))
+                if cands:
+                    _, _, ck, kk = cands[0]
+                    rec, scale = results[(ck, kk)], max(1.0, k / kk)
+                    src = f"estimated from K={kk}" + ("" if ck == key else f" on {ck[1]}")
             if rec is None:
                 sources.append({"k": k, "source": "not measured"})
                 continue

@@ -165,7 +165,34 @@ def check_semantics(config: dict) -> dict:
     if t["subepoch_snapshots"] > 1 and t["subepoch_epochs"] > t["epochs"]:
         raise ConfigError(f"config key `training.subepoch_epochs`: {t['subepoch_epochs']} exceeds "
                           f"training.epochs ({t['epochs']})")
+    for i, e in enumerate(config.get("predict", {}).get("windows") or []):
+        if e >= t["epochs"]:
+            raise ConfigError(f"config key `predict.windows[{i}]`: an early window of {e} epochs leaves no later "
+                              f"epoch to predict (training.epochs is {t['epochs']})")
+    _check_image_sizes(config)
     return config
+
+
+def prediction_windows(config: dict) -> list[int]:
+    """The early windows E of the prediction stage (`predict.windows`, or 1 .. min(5, epochs - 1))."""
+    windows = config.get("predict", {}).get("windows")
+    return list(windows) if windows else list(range(1, min(5, config["training"]["epochs"] - 1) + 1))
+
+
+def _check_image_sizes(config: dict) -> None:
+    """Every architecture must accept every data set's image size (LeNet needs at least 16 pixels)."""
+    from .data import dataset_info  # torch is imported here, after the cheap checks
+    from .models import build_model
+
+    for d in config["datasets"]:
+        info = dataset_info(d, config.get("data", {}).get("image_size"))
+        for i, arch in enumerate(config["architectures"]):
+            try:
+                build_model(arch["name"], depth=arch.get("depth"), batchnorm=arch.get("batchnorm"),
+                            in_channels=info.in_channels, num_classes=info.num_classes, image_size=info.image_size)
+            except ValueError as e:
+                raise ConfigError(f"config key `data.image_size`: {info.image_size} px {d} images do not fit "
+                                  f"`architectures[{i}]` ({e})") from None
 
 
 def validate_config(config: dict) -> dict:

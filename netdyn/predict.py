@@ -96,6 +96,7 @@ class FeatureContext:
     runs: pd.DataFrame
     runs_dir: Path | None = None
     tables: Mapping[str, Mapping[int, pd.DataFrame] | pd.DataFrame] = field(default_factory=dict)
+    n_jobs: int = 1
     _curves: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _built: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -283,19 +284,25 @@ def weight_features(ctx: FeatureContext, window: int) -> pd.DataFrame:
     for r in ctx.runs.index:
         c = ctx.early_curves(r, window)
         kept.update(c.loc[c["snapshot"] >= 0, "epoch"].round(6))
-    rows = {}
-    if kept:
-        ref = max(kept)
-        for r in ctx.runs.index:
-            traj = Trajectory.open(Path(ctx.runs_dir) / r)
-            ep = traj.snapshots["epoch"].to_numpy()
-            hit = np.flatnonzero(np.isclose(ep, ref, atol=1e-6))
-            if not len(hit):
-                continue
-            flat = traj.flat(int(hit[-1]))
-            state = {t["name"]: flat[t["offset"]:t["offset"] + t["numel"]] for t in traj.tensors}
-            rows[r] = weight_statistics(state)
-    return pd.DataFrame.from_dict(rows, orient="index").reindex(ctx.runs.index).astype(float)
+    if not kept:
+        return pd.DataFrame(index=ctx.runs.index)
+    ref = max(kept)
+
+    def one(run_id: str) -> dict:
+        traj = Trajectory.open(Path(ctx.runs_dir) / run_id)
+        hit = np.flatnonzero(np.isclose(traj.snapshots["epoch"].to_numpy(), ref, atol=1e-6))
+        if not len(hit):
+            return {}
+        flat = traj.flat(int(hit[-1]))
+        return weight_statistics({t["name"]: flat[t["offset"]:t["offset"] + t["numel"]] for t in traj.tensors})
+
+    if ctx.n_jobs > 1:  # numpy's sort releases the GIL: threads are enough
+        from joblib import Parallel, delayed
+
+        rows = Parallel(n_jobs=ctx.n_jobs, prefer="threads")(delayed(one)(r) for r in ctx.runs.index)
+    else:
+        rows = [one(r) for r in ctx.runs.index]
+    return pd.DataFrame(rows, index=ctx.runs.index, dtype=float)
 
 
 register_table_feature_set("graph")
@@ -807,6 +814,16 @@ def metrics_from_predictions(predictions: pd.DataFrame, *, bootstrap: int = 1000
 
 # ------------------------------------------------------------------------------------------------ driver
 
+def _varying(X: np.ndarray) -> np.ndarray:
+    """Columns with two states or more (NaN counts as one: trees can split missing from present); the
+    others are constant and no split can use them."""
+    present = ~np.isnan(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        spread = np.nanmax(X, axis=0) > np.nanmin(X, axis=0)
+    return spread | (present.any(0) & ~present.all(0))
+
+
 def resolve_config(cfg: Mapping | None) -> dict:
     """The predict section with schema defaults filled in (a config validated by netdyn.config has them)."""
     cfg = dict(cfg or {})
@@ -858,7 +875,7 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
     test_widths = check_transfer(runs, train_widths) if train_widths else {}
     folds = within_width_folds(runs, cfg["folds"], cfg["seed"])
     groups = config_groups(runs)
-    ctx = FeatureContext(runs, Path(runs_dir) if runs_dir is not None else None, tables)
+    ctx = FeatureContext(runs, Path(runs_dir) if runs_dir is not None else None, tables, n_jobs=n_jobs)
     by_arch = runs.groupby(["arch_label", "dataset"], sort=True).indices
     metric_args = {"bootstrap": int(cfg["bootstrap"]), "top_fraction": float(cfg["top_fraction"]),
                    "seed": int(cfg["seed"])}
@@ -869,7 +886,7 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
             sources = feats.attrs["source"]
             for (arch, dataset), idx in by_arch.items():
                 X = feats.iloc[idx]
-                X = X.loc[:, X.nunique() > 1]  # all-NaN or constant: no split can use it
+                X = X.loc[:, _varying(X.to_numpy(float))]
                 sub = runs.iloc[idx]
                 tasks.append(_Task(
                     arch=arch, dataset=dataset, feature_set=spec, window=int(window),

@@ -47,4 +47,4 @@ def curves(runs_dir: str | Path, run_id: str) -> pd.DataFrame:
     path = Path(runs_dir) / run_id / "curves.csv"
     if not path.exists():
         raise RunMissingError(f"run {run_id}: {path} is missing")
-    return pd.read_csv(path)
+    return pd.read_csv(path, float_precision="round_trip")  # exactly the values training wrote

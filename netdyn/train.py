@@ -12,7 +12,7 @@ Per run, under ``<out>/<run id>/``: ``config.json`` (run settings, study config,
 ``checkpoint.json`` hold the last completed epoch (weights, buffers, momentum, curves) so a killed job
 resumes there and ends with the same numbers as an uninterrupted run.
 
-A run whose loss turns NaN/inf is *diverged*: it stops updating at once (without disturbing the others)
+A run whose minibatch loss turns NaN/inf (or exceeds ``DIVERGED_LOSS``) is *diverged*: it stops updating at once (without disturbing the others)
 and is recorded with the accuracy measured at that point.
 """
 
@@ -41,6 +41,8 @@ from .packed import load_member_state, member_state, pack_inputs, pack_models
 from .trajectory import TrajectoryWriter
 
 log = logging.getLogger("netdyn.train")
+
+DIVERGED_LOSS = 1e6  # a minibatch loss above this (or NaN/inf) marks a run diverged; chance level is ~2.3
 
 CURVE_COLUMNS = ["snapshot", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
 
@@ -284,7 +286,7 @@ class PackTrainer:
                 self.model.randomness.step = self.members[0].step
                 out = self.model(pack_inputs(x))
                 losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
-                finite = torch.isfinite(losses)
+                finite = torch.isfinite(losses) & (losses < DIVERGED_LOSS)
                 self.active &= finite
                 torch.where(self.active, losses, 0.0).sum().backward()
                 self._sgd_step()
@@ -304,7 +306,7 @@ class PackTrainer:
                     log.info("[%s] epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc %.4f "
                              "(%.1fs)", m.spec.run_id, epoch, spec0.epochs, last["train_loss"], last["train_acc"],
                              last["test_loss"], last["test_acc"], time.time() - t0)
-                pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False)
+                pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False, float_format="%.17g")
             if not self.active.any():
                 break
         for m in self.members:
@@ -322,8 +324,9 @@ class PackTrainer:
             "trajectory_bytes": m.writer.data_path.stat().st_size,
             "wall_seconds": round(m.elapsed + time.time() - m.started, 3), "device": str(self.device),
         }
-        pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False)
-        (m.dir / "result.json").write_text(json.dumps(result, indent=1))
+        pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False, float_format="%.17g")
+        result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+        (m.dir / "result.json").write_text(json.dumps(result, indent=1))  # strict JSON: NaN -> null
         for f in ("checkpoint.safetensors", "checkpoint.json"):
             (m.dir / f).unlink(missing_ok=True)
 

@@ -60,7 +60,7 @@ def _specs(make_spec, arch, members=MEMBERS, **training):
 
 
 def _curves(out, spec):
-    return pd.read_csv(out / spec.run_id / "curves.csv")
+    return pd.read_csv(out / spec.run_id / "curves.csv", float_precision="round_trip")
 
 
 def _result(out, spec):

@@ -7,14 +7,16 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from netdyn.config import (  # noqa: E402
-    ConfigError, check_semantics, expand_grid, group_size, resolve_device, training_groups,
+    ConfigError, expand_grid, group_size, resolve_device, training_groups, validate_config,
 )
 
-validate(config, "../schemas/config.schema.yaml")
+# netdyn's validator first: its message names the key (e.g. `training.epochs`); then Snakemake's own
+# validate() against the same schema, which also records the filled-in defaults.
 try:
-    check_semantics(config)
+    validate_config(config)
 except ConfigError as e:
     raise ValueError(str(e)) from None
+validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = "results"
 DEVICE = resolve_device(config)
