@@ -17,13 +17,17 @@ pickle format; (c) reads them with torchvision's CIFAR10 class, (a)/(b) with net
 
 What is timed (``settings.what_is_timed`` in the JSON says the same):
 
-* (a)/(b): ``PackTrainer.fit()`` of 2 epochs over the N images (test set: ``--test-images`` images, one
-  snapshot per epoch). Epoch 1 is the warm-up. The timed span runs from the end of epoch 1's snapshot to
-  the end of epoch 2's snapshot: epoch 1's per-member checkpoint + curves.csv, epoch 2's minibatch
-  streams, ceil(N / 128) training steps, and epoch 2's snapshot (test-set evaluation + one trajectory
-  row per member). Trainer construction is not timed.
-* (c): one full epoch over the N images after one warm-up epoch, DataLoader worker start included (the
-  seed loop does not keep workers alive between epochs).
+* (a)/(b): ``PackTrainer.fit()`` of 1 + R epochs over the N images (R = ``--repeats``; test set:
+  ``--test-images`` images; one snapshot per epoch). Epoch 1 is the warm-up. Each later epoch is timed from
+  the end of the previous epoch's snapshot to the end of its own: the previous epoch's per-member
+  checkpoint + curves.csv, the epoch's minibatch streams, ceil(N / 128) training steps, and its snapshot
+  (test-set evaluation + one trajectory row per member); the fastest counts (``images_per_s_per_model``).
+  Inside it, the span from the end of step 1 to the end of the last step is timed too
+  (``steps_only_images_per_s_per_model``: the training loop alone), and the difference is reported as
+  ``epoch_overhead_seconds``. Trainer construction is not timed. With ``--profile-steps P`` one more epoch
+  runs P steps under torch.profiler (kernel time and kernel count per step, GPU busy fraction).
+* (c): one warm-up epoch, then the fastest of R full epochs over the N images, DataLoader worker start
+  included (the seed loop does not keep workers alive between epochs).
 * projection (``--project``): per (architecture, data set, width) of the config, the packs that
   ``netdyn.config.training_groups`` and ``netdyn.train.pack_plan`` form on this device (at most 128
   members), each timed for a few hundred training steps inside ``PackTrainer.fit`` (after warm-up steps),
@@ -69,7 +73,6 @@ except ImportError:  # e.g. the GPU machine's stock Python, which has torch but 
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from netdyn.config import RunSpec, expand_grid, group_size, training_groups  # noqa: E402
@@ -87,6 +90,16 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 GOALS_X_SEED = {"lenet": 30.0, "vgg": 15.0}  # issue's targets on one H100, per model vs the seed loop
 GOAL_PAPER_HOURS = 4.0
 MAX_PACK = 128
+ANCHORS = {  # /work/shared/reference/anchors.md, images/s per model; for comparison only, not measured here
+    "source": "shared/reference/anchors.md (other code: torch.func vmap; 'small VGG' is conv 16-16-32-32-64-64, "
+              "not netdyn's vgg11bn)",
+    "h100_50k_images": {"lenet": {"seed_loop_4_workers": 10829, "seed_loop_12_workers": 32890,
+                                  "one_model_on_gpu": 46021, "k8": 200633, "k32": 701503, "k128": 1044472},
+                        "small_vgg": {"seed_loop_4_workers": 11250, "seed_loop_12_workers": 28306,
+                                      "one_model_on_gpu": 40777, "k8": 169376, "k32": 294208, "k128": 302477}},
+    "cpu_2_cores_1347_images": {"lenet": {"one_model": 5968, "k8": 3756, "k32": 2762},
+                                "small_vgg": {"one_model": 1027, "k8": 610, "k32": 420}},
+}
 
 WHAT_IS_TIMED = {
     "batched/single": "PackTrainer.fit() with epochs=1+repeats over the N images, one snapshot per epoch; each "
@@ -180,11 +193,12 @@ def md5_check_is_exists():
 
 
 def synthetic_image_data(n: int, channels: int, size: int, device, seed: int = 0) -> ImageData:
-    """Normalised-looking tensors for the projection (speed does not depend on pixel values)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, channels, size, size, generator=g)
-    y = torch.randint(0, 10, (n,), generator=g)
-    return ImageData(x.to(device), y.to(device))
+    """Normalised-looking tensors for the projection (speed does not depend on pixel values), made on the
+    device."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = torch.randn(n, channels, size, size, generator=g, device=device)
+    y = torch.randint(0, 10, (n,), generator=g, device=device)
+    return ImageData(x, y)
 
 
 # --------------------------------------------------------------------------------------------------------- #
@@ -246,8 +260,11 @@ class Probe:
 
     def __init__(self, trainer: PackTrainer, device: torch.device, deadline: float, *, warmup_steps: int | None = None,
                  max_steps: int = 0, max_seconds: float = 0.0, profile_after_snapshots: int | None = None,
-                 profile_steps: int = 0):
+                 profile_steps: int = 0, steps_per_epoch: int | None = None, timed_epochs=()):
         self.device, self.deadline = device, deadline
+        # epoch mode: the span from the end of step 1 to the end of the last step of each timed epoch
+        self.steps_per_epoch, self.timed_epochs = steps_per_epoch, set(timed_epochs)
+        self.step_spans: dict[int, list[float]] = {}
         self.snap_times: list[float] = []
         self.steps = 0
         self.warmup_steps, self.max_steps, self.max_seconds = warmup_steps, max_steps, max_seconds
@@ -275,6 +292,11 @@ class Probe:
         t = now()
         if t > self.deadline:
             raise _OverTime()
+        if self.steps_per_epoch and self.steps_per_epoch > 1:
+            epoch, in_epoch = divmod(self.steps - 1, self.steps_per_epoch)
+            if epoch + 1 in self.timed_epochs and in_epoch in (0, self.steps_per_epoch - 1):
+                sync(self.device)
+                self.step_spans.setdefault(epoch + 1, []).append(now())
         if self.warmup_steps is not None:  # steps mode
             if self.steps == self.warmup_steps:
                 sync(self.device)
@@ -335,7 +357,8 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
         trainer = PackTrainer(specs, train, test, info, out, device)
         build_s = now() - t_build
         probe = Probe(trainer, device, deadline, profile_after_snapshots=2 + repeats if profile_steps else None,
-                      profile_steps=profile_steps)
+                      profile_steps=profile_steps, steps_per_epoch=steps_per_epoch,
+                      timed_epochs=range(2, 2 + repeats))
         try:
             trainer.fit()
         except _Stop:
@@ -345,10 +368,17 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
             raise RuntimeError(f"fit() ended after {len(t) - 1} epochs (every member diverged?)")
         all_s = [t[i + 1] - t[i] for i in range(1, 1 + repeats)]
         seconds = min(all_s)
+        bs = specs[0].batch_size
         rec = {"k": k, "images_timed_per_model": n, "steps_timed": steps_per_epoch, "seconds": seconds,
                "seconds_all": all_s,
                "images_per_s_per_model": n / seconds, "images_per_s_total": k * n / seconds,
                "build_seconds": build_s, "warmup_epoch_seconds": t[1] - t[0]}
+        spans = [v[1] - v[0] for v in probe.step_spans.values() if len(v) == 2]
+        if spans:  # steps 2..last of the fastest timed epoch: the training loop without per-epoch work
+            steps_s = min(spans)
+            rec.update(steps_only_seconds=steps_s, steps_only_images_per_s_per_model=(n - bs) / steps_s,
+                       step_seconds=steps_s / (steps_per_epoch - 1),
+                       epoch_overhead_seconds=max(0.0, seconds - steps_s * n / (n - bs)))
         if device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(device)
             rec.update(peak_mem_bytes=peak, peak_mem_per_member_bytes=peak / k,
@@ -495,10 +525,10 @@ def _load_study(config) -> tuple[dict, bool]:
     import yaml
 
     if isinstance(config, dict):
-        cfg, name = json.loads(json.dumps(config)), "<dict>"
+        cfg = json.loads(json.dumps(config))
     else:
         with open(config) as f:
-            cfg, name = yaml.safe_load(f), str(config)
+            cfg = yaml.safe_load(f)
     if JSONSCHEMA_STUB:
         return cfg, False
     from netdyn.config import validate_config
@@ -536,7 +566,8 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, m
     for key, c in combos.items():
         s = c["groups"][0][0]
         info = dataset_info(s.dataset, s.image_size)
-        train = synthetic_image_data(info.n_train, info.in_channels, info.image_size, device)
+        # the data set occupies the device while pack_plan reads the free memory, as in train_runs
+        train = torch.empty(info.n_train, info.in_channels, info.image_size, info.image_size, device=device)
         try:
             packs = []
             for g in c["groups"]:
@@ -653,7 +684,8 @@ def machine_info(device: torch.device, label: str | None) -> dict:
     info = {"label": label, "platform": platform.platform(), "python": platform.python_version(),
             "cpu_model": cpu_model, "cpu_count": os.cpu_count(),
             "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "torch_threads": torch.get_num_threads(),
             "cuda_version": torch.version.cuda, "device": str(device), "loadavg_start": _loadavg()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -683,6 +715,8 @@ def _finish_ratios(records: list[dict]) -> None:
         key = (r["arch"], r["width"])
         r["ratio_vs_seed_loop"] = r["images_per_s_per_model"] / seed[key] if key in seed else None
         r["ratio_vs_single"] = r["images_per_s_per_model"] / single[key] if key in single else None
+        if "steps_only_images_per_s_per_model" in r and key in seed:
+            r["steps_only_ratio_vs_seed_loop"] = r["steps_only_images_per_s_per_model"] / seed[key]
         if r.get("train_flops_per_image"):
             r["achieved_tflops"] = r["images_per_s_total"] * r["train_flops_per_image"] / 1e12
 
@@ -699,7 +733,8 @@ def _goals(records: list[dict], device: torch.device) -> dict:
             if r["ratio_vs_seed_loop"] > by_width.get(r["width"], {}).get("ratio_vs_seed_loop", 0):
                 by_width[r["width"]] = r
         goals[arch] = {"target_x_seed_loop": target, "applies_to": "one H100 (cuda)", "device": str(device),
-                       "best_by_width": {w: {"k": r["k"], "ratio_vs_seed_loop": r["ratio_vs_seed_loop"]}
+                       "best_by_width": {w: {"k": r["k"], "ratio_vs_seed_loop": r["ratio_vs_seed_loop"],
+                                             "steps_only_ratio_vs_seed_loop": r.get("steps_only_ratio_vs_seed_loop")}
                                          for w, r in sorted(by_width.items())},
                        "met_at_every_width": all(r["ratio_vs_seed_loop"] >= target for r in by_width.values())}
     return goals
@@ -735,7 +770,7 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
                      "members": "seeds 1000+i, learning rates cycling " + str(LEARNING_RATES) + ", dropout 0, "
                                 "momentum 0.9, crop padding 4, flip",
                      "what_is_timed": WHAT_IS_TIMED, **(extra_settings or {})},
-        "records": [], "skipped": [],
+        "records": [], "skipped": [], "anchors": ANCHORS,
     }
     records, skipped = result["records"], result["skipped"]
     log(f"device {dev} ({result['machine']['device_name']}), torch {torch.__version__}, "
@@ -901,18 +936,23 @@ def cpu_pack_check(dev: torch.device, archs, ks, log=print, repeats: int = 1) ->
 
 def print_table(result: dict) -> None:
     m = result["machine"]
-    print(f"\n{m['device_name']} | {m['cpu_count']} CPUs | torch {m['torch']} | N={result['settings']['n_train']} images")
+    print(f"\n{m['device_name']} | {m['cpu_count']} CPUs | {m['torch_threads']} torch threads | torch {m['torch']} | "
+          f"N={result['settings']['n_train']} images")
     head = f"{'loop':<30}{'arch':>6}{'w':>3}{'K':>5}{'img/s/model':>13}{'img/s total':>13}{'x seed':>8}" \
-           f"{'x single':>9}{'MiB/member':>11}{'TFLOP/s':>9}"
+           f"{'x single':>9}{'steps-only':>12}{'MiB/member':>11}{'TFLOP/s':>9}"
     print(head)
     print("-" * len(head))
+    print("(img/s/model: whole timed epoch incl. per-epoch checkpoints/snapshot; steps-only: its training steps; "
+          "x seed / x single: per-model ratios)")
     for r in result["records"]:
         loop = r["loop"] + ("+" + r["variant"] if r.get("variant") else "")
         fmt = lambda v, f: (f.format(v) if v is not None else "-")  # noqa: E731
         mem = r.get("peak_mem_per_member_bytes")
         print(f"{loop:<30}{r['arch']:>6}{r['width']:>3}{r['k']:>5}{r['images_per_s_per_model']:>13,.0f}"
               f"{r['images_per_s_total']:>13,.0f}{fmt(r.get('ratio_vs_seed_loop'), '{:.2f}'):>8}"
-              f"{fmt(r.get('ratio_vs_single'), '{:.2f}'):>9}{fmt(mem / 2**20 if mem else None, '{:.0f}'):>11}"
+              f"{fmt(r.get('ratio_vs_single'), '{:.2f}'):>9}"
+              f"{fmt(r.get('steps_only_images_per_s_per_model'), '{:,.0f}'):>12}"
+              f"{fmt(mem / 2**20 if mem else None, '{:.0f}'):>11}"
               f"{fmt(r.get('achieved_tflops'), '{:.3f}'):>9}")
     for s in result["skipped"]:
         print(f"skipped: {s['loop']} {s['arch']} w{s['width']} K={s['k']}: {s['reason']}")

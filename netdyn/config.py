@@ -13,7 +13,6 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -83,6 +82,8 @@ def _key_path(path) -> str:
 
 def _fill_defaults(validator_cls):
     """A jsonschema validator that also fills in `default`s, as snakemake.utils.validate does."""
+    import jsonschema  # here, so that training jobs on a bare GPU image need not have it
+
     validate_props = validator_cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -99,7 +100,9 @@ def _fill_defaults(validator_cls):
 def validate_schema(config: dict) -> dict:
     """Check `config` against the JSON schema (filling defaults in place); raise ConfigError naming the key."""
     schema = load_schema()
-    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    from jsonschema import Draft202012Validator
+
+    validator = _fill_defaults(Draft202012Validator)(schema)
     # two passes: defaults of nested objects are only filled once their parent exists
     for _ in range(2):
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

@@ -10,6 +10,13 @@ checkpoint loaded into ``build_model(...)``)::
     sigs = snapshot_signatures(traj)        # one row per snapshot of a Trajectory (epoch <= 5)
     X = temporal_summary(sigs, window=3)    # one row per run: every signature at every early epoch + changes
     extract_run(run_dir, max_epoch)         # checks a run's trajectory, then snapshot_signatures
+    extract_runs(run_dirs, max_epoch)       # the same for a list of runs, concatenated
+
+Also: ``rolled_graph_from_trajectory(traj, i)``, ``rolled_edge_arrays(model)`` (for other graph
+libraries), ``perron_vector(A)``, ``unrolled_graph(model, image_size)`` and ``graph_sizes(...)``.
+``node_properties(g, threads=k)`` sets graph-tool's OpenMP threads (process-wide). On a shared,
+oversubscribed CPU, set ``OMP_WAIT_POLICY=PASSIVE`` before graph_tool is imported: spinning OpenMP
+barriers then cost more than the work at small widths (measured: up to 30× slower node_properties).
 
 Rolled graph (``rolled_graph``, ``rolled_graph_from_trajectory``)
 ------------------------------------------------------------------
@@ -49,8 +56,8 @@ resnet 6n+2    c + (16 + 224·n)·w + k          16·c·w + 10752·n·w² + (112
 (resnet8: n = 1, so c + 240·w + k nodes and 16·c·w + 10752·w² + 16·w + 64·k·w edges; the (112n − 96)·w
 term is the identity shortcuts.)
 
-Unrolled graph (``unrolled_graph``, baseline; LeNet-size nets only)
--------------------------------------------------------------------
+Unrolled graph (``unrolled_graph``, baseline for LeNet-size nets; refuses more than ``max_edges``)
+--------------------------------------------------------------------------------------------------
 One node per neuron per position: input pixels × channels, every conv output position × channel, every
 pool output position × channel, every linear unit. One edge per kernel tap per output position whose
 input lies inside the (unpadded) input, weight ``|w| × |BN gain|``; taps that fall on zero padding add
@@ -58,7 +65,7 @@ nothing. Max pooling is its own node layer: each pool output joins its window in
 (which input wins the max depends on the data, so every input of the window is kept). A global average
 pool joins each channel's H·W positions with weight 1/(H·W); identity shortcuts join equal positions
 (weight 1). ``graph_sizes`` gives both sizes by exact arithmetic from the module tree (never by
-building; tests check the arithmetic against built graphs). E.g. LeNet on c×32×32: edges
+building; tests check the arithmetic against built graphs). E.g. LeNet on c×32×32 has
 ``1024·c + 8084·w + k`` nodes and ``117600·c·w + 6304·w + 298080·w² + 84·k·w`` edges, rolled into
 ``c + 226·w + k`` nodes and ``6·c·w + 12096·w² + 84·k·w`` edges.
 
@@ -72,11 +79,18 @@ always returns; if ARPACK ever fails to converge, a shifted power iteration with
 over. Because the start vector is all ones the result equals the limit of the shifted power iteration
 ``(A + cI)^t 1``: on a disconnected graph the component(s) of largest spectral radius carry the mass
 and the rest get 0; a graph with no (non-zero) edges gets the uniform vector 1/sqrt(n) and λ = 0.
-``strength``: weighted degree. ``pagerank``: graph-tool's, damping 0.85, weighted. ``katz``: graph-tool's,
-weighted, α = 0.5/λ_max (half the convergence bound, so the series converges geometrically with ratio
-0.5; α = 0 when λ = 0), unit L2 norm. ``clustering``: graph-tool's weighted local clustering
-(O(Σ deg²); zero on the bipartite lenet/alexnet/vgg graphs, informative on ResNets). ``strength_init``:
-the strength the node would have at PyTorch's default init (Σ of ``init_scale`` over its edges).
+``strength``: weighted degree (row sums of the same adjacency). ``pagerank``: graph-tool's, damping 0.85,
+weighted (sums to 1). ``katz``: graph-tool's, weighted, α = 0.5/λ_max (half the convergence bound, so the
+series converges geometrically with ratio 0.5; α = 0 when λ = 0), unit L2 norm. ``clustering``:
+graph-tool's weighted local clustering. Measured on 2.45: it treats weights as multiplicities,
+c_i = Σ_{j<k} (w_ij + w_ik)·w_jk / (s_i(s_i − 1)), so it is not scale-invariant and gives 0 or values > 1
+when s_i < 1 (our weights are ~0.1). We call it with the weights in units of 1e-9 × the smallest positive
+strength, which yields its scale-free limit Σ_{j<k} (w_ij + w_ik)·w_jk / s_i² (relative error ≤ 1e-9). It costs
+O(Σ deg²) (about 1 s at VGG width 8) and is 0 on the bipartite lenet/alexnet/vgg graphs, informative on
+ResNets; ``clustering=False`` skips it. Not included: closeness (all-pairs Dijkstra: 2.8 s at VGG width
+4, ~20 s extrapolated at width 8), betweenness (same cost), HITS (on a bipartite graph A² has a
+degenerate top eigenvalue, so hubs/authorities are not unique). ``strength_init``: the strength the node
+would have at PyTorch's default init (Σ of ``init_scale`` over its edges).
 
 Signature (``signature``) and normalisation
 -------------------------------------------
@@ -94,12 +108,15 @@ Before aggregating, properties are put on a width-free scale (N = nodes in the w
   H·W positions of fan_in = n_src·H·W); BN gains start at ≈ 1 and identity edges are 1. Raw strengths
   therefore grow like sqrt(width); the ratio is ≈ 0.9–1 at init at any width and measures how far
   training has moved a node's weights;
-* clustering is already scale-free.
-Scale invariance: eigenvector, pagerank, katz and clustering do not change when all weights are
-multiplied by a constant. "Close" across widths means: for the same architecture at widths 1 and 4
-with default init, every whole-graph mean and median agrees within 20% relative difference
-(averaged over 3 seeds; tests/test_graphs.py). Spreads (std, skewness, kurtosis) shrink with width,
-because per-node fluctuations average over more inputs: do not expect those to transfer.
+* clustering (as computed here) is already scale-free.
+
+Eigenvector, pagerank, katz and clustering do not change when all weights are multiplied by a
+constant, so only strength needs the fan-in scale. "Close" across widths means: for the same
+architecture at widths 1 and 4 with default init (mean over 3 seeds), every whole-graph mean and
+median agrees within 15% relative difference (tested for lenet, vgg, alexnet; observed ≤ 5%). ResNet8
+agrees within 4% except the eigenvector median (~16%). Spreads of eigenvector/pagerank/katz agree
+within ~10% too, but those of the strength ratio shrink with width (per-node fluctuations average
+over more inputs), and skewness/kurtosis move by up to 2×: those are not claimed to transfer.
 
 Temporal summary
 ----------------
@@ -161,6 +178,7 @@ AGGREGATORS = ("mean", "median", "std", "skew", "kurtosis")
 KATZ_FRACTION = 0.5  # alpha = KATZ_FRACTION / lambda_max
 META_COLUMNS = ("run_id", "snapshot", "epoch")
 _EPOCH_DECIMALS = 9
+_CLUSTERING_UNITS = 1e9
 
 Getter = Callable[[str], np.ndarray]
 
@@ -673,6 +691,24 @@ def perron_vector(a: sp.spmatrix, *, max_iter: int = 100_000) -> tuple[float, np
     return float(x @ (a @ x)), _finish(x)
 
 
+def _values(prop) -> np.ndarray:
+    """Copy of a property map's values while the map is alive: ``.a`` is a view into the map's
+    memory, which is freed with a temporary map (reading it afterwards returns garbage)."""
+    return np.array(prop.a, dtype=np.float64)
+
+
+def _clustering(g: gt.Graph, weight, strength: np.ndarray) -> np.ndarray:
+    """graph-tool's weighted local clustering in its scale-free limit (module docstring): 2.45 treats
+    weights as multiplicities, c = Σ_{j<k}(w_ij+w_ik)w_jk / (s(s−1)), which is 0 or > 1 when s < 1;
+    in units where every strength is ≥ 1e9 it becomes Σ_{j<k}(w_ij+w_ik)w_jk / s² (error ≤ 1e-9)."""
+    pos = strength[strength > 0]
+    if pos.size == 0:
+        return np.zeros(g.num_vertices())
+    scaled = g.new_ep("double")
+    scaled.a = weight.a * (_CLUSTERING_UNITS / pos.min())
+    return _values(gt_clustering.local_clustering(g, weight=scaled))
+
+
 def node_properties(g: gt.Graph, *, threads: int | None = None, clustering: bool = True) -> pd.DataFrame:
     """One row per node: layer, layer_name and the properties in PROPERTIES, plus strength_init.
 
@@ -684,23 +720,24 @@ def node_properties(g: gt.Graph, *, threads: int | None = None, clustering: bool
     n = g.num_vertices()
     w = g.ep["weight"]
     adj = _adjacency(g, w)
+    strength = np.asarray(adj.sum(axis=1)).ravel()
     lam, eig = perron_vector(adj)
     if "layer" in g.vp:
-        layer = np.asarray(g.vp["layer"].a, dtype=np.int64)
+        layer = np.array(g.vp["layer"].a, dtype=np.int64)
         names = np.asarray(list(g.gp["layers"]), dtype=object)[layer] if "layers" in g.gp else \
             np.asarray([g.vp["layer_name"][v] for v in g.vertices()], dtype=object)
     else:
         layer, names = np.zeros(n, dtype=np.int64), np.full(n, "graph", dtype=object)
-    init = (g.degree_property_map("out", weight=g.ep["init_scale"]).a if "init_scale" in g.ep
+    init = (_values(g.degree_property_map("out", weight=g.ep["init_scale"])) if "init_scale" in g.ep
             else np.full(n, np.nan))
     df = pd.DataFrame({
         "layer": layer,
         "layer_name": names,
         "eigenvector": eig,
-        "strength": np.asarray(adj.sum(axis=1)).ravel(),
-        "pagerank": gt_centrality.pagerank(g, weight=w).a,
-        "katz": gt_centrality.katz(g, alpha=KATZ_FRACTION / lam if lam > 0 else 0.0, weight=w).a,
-        "clustering": gt_clustering.local_clustering(g, weight=w).a if clustering else np.full(n, np.nan),
+        "strength": strength,
+        "pagerank": _values(gt_centrality.pagerank(g, weight=w)),
+        "katz": _values(gt_centrality.katz(g, alpha=KATZ_FRACTION / lam if lam > 0 else 0.0, weight=w)),
+        "clustering": _clustering(g, w, strength) if clustering else np.full(n, np.nan),
         "strength_init": init,
     })
     df.index.name = "node"

@@ -39,6 +39,8 @@ def test_benchmark_tiny(bench, tmp_path):
         assert r["images_per_s_per_model"] > 0 and r["images_per_s_total"] > 0 and r["seconds"] > 0
         assert r["ratio_vs_seed_loop"] > 0 and r["ratio_vs_single"] > 0
         assert r["images_per_s_total"] == pytest.approx(r["k"] * r["images_per_s_per_model"])
+        if r["loop"] != "seed_loop":
+            assert r["steps_only_images_per_s_per_model"] > 0 and r["step_seconds"] > 0
 
     p = res["projection"]
     assert p["runs"] == 2 and p["complete"] and p["total_hours"] > 0

@@ -327,6 +327,15 @@ def test_eigenvector_degenerate_graphs():
     assert G.perron_vector(sp.csr_matrix((0, 0)))[1].size == 0
 
 
+def test_clustering_is_scale_free_limit():
+    """Triangle 0-1-2 (weights 2, 3, 5) plus a pendant edge 0-3 (7): Σ_{j<k}(w_ij+w_ik)w_jk / s_i²,
+    at any scale (graph-tool's own weighted formula breaks down when strengths are < 1)."""
+    expected = [25 / 144, 21 / 49, 16 / 64, 0.0]
+    for scale in (1e-3, 1.0, 1e3):
+        g = plain_graph([(0, 1), (0, 2), (1, 2), (0, 3)], 4, weights=np.array([2, 3, 5, 7]) * scale)
+        np.testing.assert_allclose(G.node_properties(g)["clustering"], expected, rtol=1e-7)
+
+
 def test_node_properties_columns_and_strength():
     torch.manual_seed(0)
     g = G.rolled_graph(build_model("lenet", width=1))

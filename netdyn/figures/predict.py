@@ -1,0 +1,209 @@
+"""Prediction-stage figures: how well each feature set predicts final accuracy, and from what.
+
+Every function takes the stage's tables (netdyn.predict.run_prediction) and an output path, and draws a
+"no data" panel rather than failing when its selection is empty (a study without graph summaries, without
+a transfer split, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..predict import SPLIT_TRANSFER, SPLIT_WITHIN, feature_name_table  # noqa: E402
+
+SPLIT_TITLES = {SPLIT_WITHIN: "within width (grouped CV)", SPLIT_TRANSFER: "width transfer"}
+
+
+def _grid(rows: int, cols: int, size=(4.0, 3.2)):
+    fig, axes = plt.subplots(max(rows, 1), max(cols, 1), figsize=(size[0] * max(cols, 1), size[1] * max(rows, 1)),
+                             squeeze=False)
+    return fig, axes
+
+
+def _empty(ax, text="no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.5")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _save(fig, out) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _pick(values, preferred):
+    """The preferred value when present, else the last one (largest window, richest feature set)."""
+    values = list(values)
+    return preferred if preferred in values else (values[-1] if values else None)
+
+
+def _panels(table: pd.DataFrame) -> list[tuple[str, str]]:
+    return sorted(table.groupby(["arch", "dataset"]).groups) if len(table) else []
+
+
+def _feature_sets(table: pd.DataFrame) -> list[str]:
+    return list(pd.unique(table["feature_set"])) if len(table) else []
+
+
+def plot_predicted_vs_true(predictions: pd.DataFrame, out: str | Path, *, feature_set: str | None = None,
+                           window: int | None = None) -> None:
+    """Predicted vs true final test accuracy: one row per architecture x data set, columns within-width
+    and transfer; colour = width, crosses = diverged runs. Defaults: graph+curve (else the last feature
+    set) at the largest window."""
+    feature_set = feature_set or _pick(_feature_sets(predictions), "graph+curve")
+    window = window if window is not None else (predictions["window"].max() if len(predictions) else None)
+    sel = predictions[(predictions["feature_set"] == feature_set) & (predictions["window"] == window)] \
+        if len(predictions) else predictions
+    panels = _panels(sel) or [("", "")]
+    splits = [SPLIT_WITHIN, SPLIT_TRANSFER]
+    fig, axes = _grid(len(panels), 2, size=(3.8, 3.6))
+    widths = sorted(sel["width"].unique()) if len(sel) else []
+    cmap = plt.get_cmap("viridis", max(len(widths), 2))
+    for r, (arch, dataset) in enumerate(panels):
+        for c, split in enumerate(splits):
+            ax = axes[r, c]
+            s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset) & (sel["split"] == split)]
+            if s.empty:
+                _empty(ax, f"{arch} {dataset}\n{SPLIT_TITLES[split]}: no predictions")
+                continue
+            for i, w in enumerate(widths):
+                for div, marker in ((False, "o"), (True, "x")):
+                    p = s[(s["width"] == w) & (s["diverged"] == div)]
+                    if len(p):
+                        ax.scatter(p["y_true"], p["y_pred"], s=14, marker=marker, color=cmap(i), alpha=0.8,
+                                   label=f"width {w}" + (" (diverged)" if div else ""))
+            lo = min(s["y_true"].min(), s["y_pred"].min())
+            hi = max(s["y_true"].max(), s["y_pred"].max())
+            ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
+            ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES[split]}", fontsize=9)
+            ax.set_xlabel("true final test accuracy")
+            ax.set_ylabel("predicted")
+            ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"{feature_set}, window E={window}", fontsize=10)
+    _save(fig, out)
+
+
+def plot_metrics_vs_window(metrics: pd.DataFrame, out: str | Path, *, split: str = SPLIT_WITHIN,
+                           subset: str = "all") -> None:
+    """Kendall tau and R2 (95% bootstrap bands) against the early window E, one line per feature set;
+    rows = architecture x data set. Metrics pooled over test widths."""
+    sel = metrics[(metrics["split"] == split) & (metrics["subset"] == subset) & metrics["test_width"].isna()] \
+        if len(metrics) else metrics
+    panels = _panels(sel) or [("", "")]
+    fig, axes = _grid(len(panels), 2)
+    sets = _feature_sets(sel)
+    colors = {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
+    for r, (arch, dataset) in enumerate(panels):
+        for c, (m, label) in enumerate((("kendall_tau", "Kendall τ"), ("r2", "R²"))):
+            ax = axes[r, c]
+            s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset)] if len(sel) else sel
+            if s.empty:
+                _empty(ax)
+                continue
+            for fs in sets:
+                f = s[s["feature_set"] == fs].sort_values("window")
+                if f.empty:
+                    continue
+                ax.plot(f["window"], f[m], marker="o", ms=3, color=colors[fs], label=fs)
+                ax.fill_between(f["window"], f[f"{m}_lo"], f[f"{m}_hi"], color=colors[fs], alpha=0.12)
+            ax.axhline(0, color="0.6", lw=0.6)
+            ax.set_xlabel("early window E (epochs)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES.get(split, split)}", fontsize=9)
+            if m == "r2":  # unbounded below: keep the scale readable
+                lo = np.nanmin(s[m].to_numpy(float)) if s[m].notna().any() else 0.0
+                ax.set_ylim(max(lo - 0.1, -1.0), 1.0)
+            ax.legend(fontsize=6)
+    _save(fig, out)
+
+
+def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: int | None = None,
+                           subset: str = "all") -> None:
+    """Width transfer: Kendall tau and R2 per test width, one line per feature set, at one window (default:
+    the largest); the within-width CV value at the same width is drawn dotted for comparison."""
+    m = metrics[metrics["subset"] == subset] if len(metrics) else metrics
+    window = window if window is not None else (m["window"].max() if len(m) else None)
+    m = m[(m["window"] == window) & m["test_width"].notna()] if len(m) else m
+    tr = m[m["split"] == SPLIT_TRANSFER] if len(m) else m
+    panels = _panels(tr) or [("", "")]
+    fig, axes = _grid(len(panels), 2)
+    sets = _feature_sets(tr)
+    colors = {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
+    for r, (arch, dataset) in enumerate(panels):
+        for c, (k, label) in enumerate((("kendall_tau", "Kendall τ"), ("r2", "R²"))):
+            ax = axes[r, c]
+            s = tr[(tr["arch"] == arch) & (tr["dataset"] == dataset)] if len(tr) else tr
+            if s.empty:
+                _empty(ax, "no transfer split")
+                continue
+            for fs in sets:
+                f = s[s["feature_set"] == fs].sort_values("test_width")
+                ax.errorbar(f["test_width"].astype(float), f[k], yerr=[f[k] - f[f"{k}_lo"], f[f"{k}_hi"] - f[k]],
+                            marker="o", ms=4, capsize=2, color=colors[fs],
+                            label=f"{fs} (from widths {f['train_widths'].iloc[0]})" if len(f) else fs)
+                w = m[(m["split"] == SPLIT_WITHIN) & (m["arch"] == arch) & (m["dataset"] == dataset)
+                      & (m["feature_set"] == fs) & m["test_width"].isin(f["test_width"])].sort_values("test_width")
+                ax.plot(w["test_width"].astype(float), w[k], ls=":", color=colors[fs], lw=1)
+            ax.axhline(0, color="0.6", lw=0.6)
+            if k == "r2":  # R2 is unbounded below when the test accuracies barely vary: keep the scale readable
+                lo = np.nanmin(s[k].to_numpy(float)) if s[k].notna().any() else 0.0
+                ax.set_ylim(max(lo - 0.1, -1.0), 1.0)
+            ax.set_xlabel("test width")
+            ax.set_ylabel(label)
+            ax.set_xticks(sorted(s["test_width"].astype(int).unique()))
+            ax.set_title(f"{arch} on {dataset}, E={window} (dotted: within-width CV)", fontsize=9)
+            ax.legend(fontsize=6)
+    _save(fig, out)
+
+
+def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, feature_set: str | None = None,
+                            window: int | None = None, top: int = 12) -> None:
+    """What the graph predictor uses: per architecture x data set, the top features by permutation
+    importance (gain where permutation was not computed), and the summed permutation importance per graph
+    property and per layer (scope)."""
+    feature_set = feature_set or _pick(_feature_sets(importances), "graph+curve")
+    window = window if window is not None else (importances["window"].max() if len(importances) else None)
+    sel = importances[(importances["feature_set"] == feature_set) & (importances["window"] == window)] \
+        if len(importances) else importances
+    panels = _panels(sel) or [("", "")]
+    fig, axes = _grid(len(panels), 3, size=(4.6, 3.6))
+    for r, (arch, dataset) in enumerate(panels):
+        s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset)] if len(sel) else sel
+        if s.empty:
+            for ax in axes[r]:
+                _empty(ax, "no importances")
+            continue
+        s = s.merge(feature_name_table(s["feature"]).drop(columns="source"), on="feature", how="left")
+        score = s["permutation_mean"].where(s["permutation_mean"].notna(), np.nan)
+        key = "permutation_mean" if score.notna().any() else "gain"
+        t = s.sort_values(key, ascending=False, na_position="last").head(top).iloc[::-1]
+        ax = axes[r, 0]
+        xerr = t["permutation_std"] if key == "permutation_mean" else None
+        ax.barh(range(len(t)), t[key], xerr=xerr, color="tab:blue", alpha=0.8)
+        ax.set_yticks(range(len(t)))
+        ax.set_yticklabels(t["feature"], fontsize=6)
+        ax.set_xlabel("permutation importance (MAE increase)" if key == "permutation_mean" else "gain")
+        ax.set_title(f"{arch} on {dataset}: top features", fontsize=9)
+        imp = s[key].clip(lower=0).fillna(0)
+        for ax, col, title in ((axes[r, 1], "property", "by property"), (axes[r, 2], "layer", "by layer")):
+            grp = s[col].fillna(s["scope"]) if col == "layer" else s[col]  # global graph scope: "all"
+            g = s.assign(v=imp, grp=grp.fillna(s["source"]))
+            g = g.groupby("grp")["v"].sum().sort_values().tail(top)
+            if g.empty or not (g > 0).any():
+                _empty(ax)
+                continue
+            ax.barh(range(len(g)), g.to_numpy(), color="tab:orange", alpha=0.8)
+            ax.set_yticks(range(len(g)))
+            ax.set_yticklabels(g.index, fontsize=6)
+            ax.set_xlabel(f"summed {key.replace('_', ' ')}")
+            ax.set_title(f"{arch} on {dataset}: {title}", fontsize=9)
+    fig.suptitle(f"feature importance: {feature_set}, window E={window} (within-width CV folds)", fontsize=10)
+    _save(fig, out)
