@@ -8,8 +8,10 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/graphs.smk"
 
 
 rule all:
     input:
         rules.collect_runs.output,
+        rules.collect_graphs.output,

@@ -122,10 +122,13 @@ class FeatureContext:
             raise ValueError(f"feature set {name!r} needs the {name} summary table, which was not given")
         t = self.tables[name]
         if not isinstance(t, pd.DataFrame):
-            if window not in t:
+            keys = {int(k): k for k in t}  # {1: df} or {"1": df}
+            if window not in keys:
                 raise ValueError(f"{name} summary: no table for window E={window} (have windows "
-                                 f"{sorted(t)})")
-            t = t[window]
+                                 f"{sorted(keys)})")
+            t = t[keys[window]]
+        if "run_id" in t.columns:  # read from a CSV without index_col
+            t = t.set_index("run_id")
         if t.index.has_duplicates:
             dup = sorted(set(t.index[t.index.duplicated()]))[:5]
             raise ValueError(f"{name} summary (E={window}): duplicate rows for run(s) {dup}")
@@ -425,8 +428,9 @@ def param_grid(tune: Mapping) -> tuple[list[dict], list[int] | None]:
 
 
 def screen_features(X: np.ndarray, y: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the m columns with the largest |Spearman rho| with y (rows where the column is present;
-    constant or near-empty columns score 0), sorted. Ties keep column order."""
+    """Indices of the m columns with the largest |Spearman rho| with y, sorted; ties keep column order.
+    A column's missing rows are left out of its correlation (y keeps its ranks over all rows: a screen,
+    not a test); constant columns and those present in < 3 rows score 0."""
     R = pd.DataFrame(X).rank().to_numpy()  # average ranks, NaN kept
     ry = stats.rankdata(y)[:, None]
     M = ~np.isnan(R)

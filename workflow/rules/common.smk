@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from netdyn.config import (  # noqa: E402
-    ConfigError, expand_grid, group_size, resolve_device, training_groups, validate_config,
+    ConfigError, expand_grid, group_size, prediction_windows, resolve_device, training_groups, validate_config,
 )
 
 # netdyn's validator first: its message names the key (e.g. `training.epochs`); then Snakemake's own
@@ -23,6 +23,7 @@ DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
 GROUPS = training_groups(RUNS, group_size(config, DEVICE))
 GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
+WINDOWS = prediction_windows(config)
 
 
 def group_runs(wildcards):

@@ -1,0 +1,40 @@
+rule graph_signatures:
+    """Rolled graph of every early snapshot (epoch <= largest window) of one training group's runs, node
+    properties and their per-layer signatures."""
+    input:
+        f"{RESULTS}/train/{{group}}.json",
+    output:
+        f"{RESULTS}/graphs/{{group}}.csv",
+    params:
+        run_dirs=lambda wc: [f"{RESULTS}/runs/{r.run_id}" for r in GROUPS[wc.group]],
+        max_epoch=max(WINDOWS),
+    log:
+        "logs/graph_signatures/{group}.log",
+    threads: 1
+    conda:
+        "../../envs/graphs.yaml"
+    script:
+        "../../scripts/graph_signatures.py"
+
+
+rule collect_graphs:
+    """Grid-wide signature table; signature trajectories; rolled vs unrolled graph sizes."""
+    input:
+        signatures=expand(f"{RESULTS}/graphs/{{group}}.csv", group=GROUPS),
+        runs=f"{RESULTS}/tables/runs.csv",
+    output:
+        signatures=f"{RESULTS}/tables/graph_signatures.csv",
+        sizes=report(f"{RESULTS}/tables/graph_sizes.csv", caption="../report/graph_sizes.rst", category="Graphs"),
+        trajectories=report(f"{RESULTS}/figures/graph_signature_trajectories.png",
+                            caption="../report/graph_signature_trajectories.rst", category="Graphs"),
+        sizes_figure=report(f"{RESULTS}/figures/graph_sizes.png", caption="../report/graph_sizes.rst",
+                            category="Graphs"),
+    params:
+        widths=sorted(set(config["widths"]) | {1, 2, 4, 8}),
+        image_size=32,
+    log:
+        "logs/collect_graphs.log",
+    conda:
+        "../../envs/graphs.yaml"
+    script:
+        "../../scripts/collect_graphs.py"
