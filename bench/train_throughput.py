@@ -969,7 +969,8 @@ def print_table(result: dict) -> None:
             rate = ", ".join(f"K={mm['k']}: {mm['images_per_s_per_model']:,.0f}" for mm in r["measured"])
             print(f"  {r['arch']:>9} {r['dataset']:>12} w{r['width']}  packs {ks}  img/s/model [{rate}]  "
                   f"{r['hours']:.3f} h")
-        print(f"  total {p['total_hours']:.2f} h ({'complete' if p['complete'] else 'INCOMPLETE'}); "
+        print(f"  total {p['total_hours']:.2f} h ({'complete' if p['complete'] else 'INCOMPLETE'}, "
+              f"{p['estimated_packs']} packs estimated from other K); "
               f"goal <= {p['goal_hours']} h: {'met' if p['meets_goal'] else 'not met'}")
         for s in p["skipped"]:
             print(f"  skipped {s['combo']} K={s['k']}: {s['reason']}")

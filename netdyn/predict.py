@@ -883,13 +883,15 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
     by_arch = runs.groupby(["arch_label", "dataset"], sort=True).indices
     metric_args = {"bootstrap": int(cfg["bootstrap"]), "top_fraction": float(cfg["top_fraction"]),
                    "seed": int(cfg["seed"])}
-    tasks = []
+    tasks, empty = [], []
     for window in cfg["windows"]:
         for spec in cfg["feature_sets"]:
             feats = build_features(spec, window=window, context=ctx)
             sources = feats.attrs["source"]
             for (arch, dataset), idx in by_arch.items():
                 X = feats.iloc[idx]
+                if X.isna().all().all():
+                    empty.append(f"{spec} (E={window}) for {arch} on {dataset}")
                 X = X.loc[:, _varying(X.to_numpy(float))]
                 sub = runs.iloc[idx]
                 tasks.append(_Task(
@@ -903,6 +905,8 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
                     test_widths=test_widths.get((arch, dataset), []), fixed=dict(cfg["xgboost"]),
                     tune=dict(cfg["tune"]), seed=int(cfg["seed"]), importance=spec in importance_sets,
                     max_features=max_features, metric_args=metric_args))
+    if empty:
+        raise ValueError("feature tables hold no values at all (every column missing) for: " + "; ".join(empty))
     t1 = time.perf_counter()
     log.info("features: %d model groups built in %.1fs", len(tasks), t1 - t0)
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)  # big tasks first: better packing

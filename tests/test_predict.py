@@ -416,6 +416,16 @@ def test_graph_table_without_feature_columns_or_window_is_named(study):
         P.run_prediction(runs, root, None, FAST)
 
 
+def test_graph_table_without_values_for_an_arch_is_named(study):
+    runs, root, graphs = study
+    vgg = runs.loc[runs["arch_label"] == "vgg11bn", "run_id"]
+    bad = {E: g.copy() for E, g in graphs.items()}
+    for g in bad.values():
+        g.loc[g.index.isin(vgg)] = np.nan
+    with pytest.raises(ValueError, match=r"graph \(E=1\) for vgg11bn on digits"):
+        P.run_prediction(runs, root, bad, FAST)
+
+
 def test_runs_table_missing_columns_is_named(study):
     runs, root, graphs = study
     with pytest.raises(ValueError, match=r"\['dropout', 'final_test_acc'\]"):
