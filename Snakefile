@@ -9,9 +9,11 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/graphs.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
     input:
         rules.collect_runs.output,
         rules.collect_graphs.output,
+        rules.predict.output,

@@ -5,9 +5,9 @@
 # Writes $OUT/train_throughput_cuda.json and $OUT/gpu_log.txt (everything printed). Without $OUT (e.g. on a
 # workstation) both go to bench/results/.
 #
-# Python: .venv/bin/python when it is there and sees the GPU, else $PY (default python3) (the GPU image's Python holds
-# torch, torchvision, pandas, safetensors, scikit-learn, PyYAML, pytest; not jsonschema, which the benchmark
-# does without). Every step has its own timeout, so a slow step cannot eat the lease.
+# Python: $PY if set, else .venv/bin/python when it is there and sees the GPU, else python3 (the GPU image's
+# Python holds torch, torchvision, pandas, safetensors, scikit-learn, PyYAML, pytest; not jsonschema, which the
+# benchmark does without). Every step has its own timeout, so a slow step cannot eat the lease.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results}"
@@ -27,16 +27,17 @@ timeout 30 nvidia-smi || echo "nvidia-smi failed ($?)"
 timeout 60 "$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' \
     || echo "torch/cuda check failed ($?)"
 
-# 1. main table (<= 120 s + 20 s grace), A/B of cudnn.benchmark / TF32 at width 1 (<= 30 s + 20 s), projection
-#    of the paper grid (<= 150 s + 20 s): about 6.5 minutes at most, start-up included; 420 s hard stop.
+# 1. main table (<= 130 s + 20 s grace), A/B of cudnn.benchmark / TF32 at width 1 (<= 25 s + 20 s), projection
+#    of the paper grid (<= 140 s + 20 s, planning not counted): about 6.5 minutes at most with start-up;
+#    420 s hard stop.
 #    The JSON is rewritten after every measurement, so a hard stop still leaves what was measured.
 status=0
 SECONDS=0
 timeout 420 "$PY" bench/train_throughput.py --device cuda \
     --archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 20000 --test-images 256 --workers 4 \
-    --time-budget 120 --config-grace 20 --profile-steps 10 \
-    --ab-flags --ab-budget 30 \
-    --project config/paper.yaml --project-budget 150 --proj-warmup 5 --proj-steps 200 --proj-seconds 0.6 \
+    --time-budget 130 --config-grace 20 --profile-steps 10 \
+    --ab-flags --ab-budget 25 \
+    --project config/paper.yaml --project-budget 140 --proj-warmup 5 --proj-steps 200 --proj-seconds 0.6 \
     --proj-eval-images 2048 --no-pack-check \
     --machine-label "lent GPU machine (bench/gpu_checks.sh)" \
     --out "$OUT/train_throughput_cuda.json" || status=$?

@@ -805,8 +805,8 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
             _write(result, out)
             log(f"  skipped {loop} {arch} w{width} K={k}: {reason}")
 
-        for arch in archs:
-            for width in widths:
+        for width in widths:  # width-major: both architectures at the first width come first
+            for arch in archs:
                 spec1 = bench_specs(arch, width, 1)[0]
                 flops = train_flops_per_image(spec1, info)
                 est = _member_est(spec1, info)

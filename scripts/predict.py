@@ -1,0 +1,27 @@
+"""Snakemake entry point of rule `predict` (see netdyn.predict.run_prediction)."""
+import sys
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the netdyn package
+
+import pandas as pd  # noqa: E402
+
+from netdyn import runlog  # noqa: E402
+from netdyn.figures import predict as figures  # noqa: E402
+from netdyn.graphs import temporal_summary  # noqa: E402
+from netdyn.predict import run_prediction  # noqa: E402
+
+runlog.setup(sm.log[0])
+cfg = sm.params.predict
+runs = pd.read_csv(sm.input.runs)
+signatures = pd.read_csv(sm.input.signatures)
+epochs = sorted(signatures["epoch"].unique())  # one snapshot schedule for the whole grid: equal columns
+summaries = {e: temporal_summary(signatures, window=e, epochs=[x for x in epochs if x <= e]) for e in cfg["windows"]}
+out = run_prediction(runs, sm.params.runs_dir, summaries, cfg, n_jobs=sm.threads)
+out["predictions"].to_csv(sm.output.predictions, index=False)
+out["metrics"].to_csv(sm.output.metrics, index=False)
+out["importances"].to_csv(sm.output.importances, index=False)
+figures.plot_predicted_vs_true(out["predictions"], sm.output.predicted_vs_true)
+figures.plot_metrics_vs_window(out["metrics"], sm.output.metrics_vs_window)
+figures.plot_transfer_by_width(out["metrics"], sm.output.transfer)
+figures.plot_feature_importance(out["importances"], sm.output.importance_figure)
