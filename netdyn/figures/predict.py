@@ -146,7 +146,9 @@ def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: in
                 continue
             for fs in sets:
                 f = s[s["feature_set"] == fs].sort_values("test_width")
-                ax.errorbar(f["test_width"].astype(float), f[k], yerr=[f[k] - f[f"{k}_lo"], f[f"{k}_hi"] - f[k]],
+                # a percentile bootstrap interval need not contain the point estimate (small n): clip at 0
+                yerr = [(f[k] - f[f"{k}_lo"]).clip(lower=0), (f[f"{k}_hi"] - f[k]).clip(lower=0)]
+                ax.errorbar(f["test_width"].astype(float), f[k], yerr=yerr,
                             marker="o", ms=4, capsize=2, color=colors[fs],
                             label=f"{fs} (from widths {f['train_widths'].iloc[0]})" if len(f) else fs)
                 w = m[(m["split"] == SPLIT_WITHIN) & (m["arch"] == arch) & (m["dataset"] == dataset)
