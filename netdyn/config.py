@@ -21,7 +21,7 @@ DATASET_NAMES = ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn
 ARCH_NAMES = ("lenet", "alexnet", "vgg", "resnet")
 VGG_DEPTHS = (11, 13, 16, 19)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-GROUP_SIZE_AUTO = {"cpu": 8, "cuda": 64}
+GROUP_SIZE_AUTO = {"cpu": 8, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
 
 
 class ConfigError(ValueError):

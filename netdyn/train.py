@@ -135,12 +135,12 @@ def _check_same_run(run_dir: Path, spec: RunSpec) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, test: ImageData, k: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model, test: ImageData, k: int, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
     """Test loss and accuracy of every member, on the device: shapes (K,), (K,)."""
     model.eval()
     loss = torch.zeros(k, device=test.x.device, dtype=torch.float64)
     correct = torch.zeros(k, device=test.x.device, dtype=torch.float64)
-    b = max(16, chunk // k)
+    b = max(64, chunk // k)  # images per forward: chunk in total over the K members
     for i in range(0, len(test), b):
         x, y = test.x[i:i + b], test.y[i:i + b]
         out = model(x.repeat(1, k, 1, 1))  # (K, b, classes)
@@ -190,13 +190,18 @@ class PackTrainer:
         for i, m in enumerate(self.members):
             if m.epoch > 0:
                 self._load_checkpoint(i)
-        shape = lambda p: (self.k,) + (1,) * (p.dim() - 1)  # noqa: E731
-        self._shapes = [shape(p) for p in self.params]
         as_t = lambda v: torch.tensor(v, device=device, dtype=self.dtype)  # noqa: E731
         self.lr = as_t([s.learning_rate for s in specs])
         self.mom = as_t([s.momentum for s in specs])
         self.wd = as_t([s.weight_decay for s in specs])
+        self.any_wd = any(s.weight_decay for s in specs)
         self.active = torch.ones(self.k, dtype=torch.bool, device=device)
+        # per-parameter broadcast views, made once (the tensors behind them are updated in place)
+        shapes = [(self.k,) + (1,) * (p.dim() - 1) for p in self.params]
+        self._views = [(self.active.view(sh), self.lr.view(sh), self.mom.view(sh), self.wd.view(sh)) for sh in shapes]
+        self.step = self.members[0].step
+        names = list(self.model.state_dict())
+        assert names == [t["name"] for t in self.members[0].writer.manifest["tensors"]]
         pad = specs[0].crop_padding
         self.padded = F.pad(train.x, (pad,) * 4) if pad else train.x
         self.train_y, self.test = train.y, test
@@ -233,20 +238,27 @@ class PackTrainer:
         """SGD with momentum as torch.optim.SGD computes it (dampening 0, decoupled from nothing), with a
         per-member learning rate, momentum and weight decay; diverged members are frozen."""
         with torch.no_grad():
-            for p, buf, shape in zip(self.params, self.momentum_bufs, self._shapes):
-                act = self.active.view(shape)
+            for p, buf, (act, lr, mom, wd) in zip(self.params, self.momentum_bufs, self._views):
                 g = torch.where(act, p.grad, 0.0)
-                buf.mul_(self.mom.view(shape)).add_(g + self.wd.view(shape) * p)
-                p.sub_(torch.where(act, self.lr.view(shape) * buf, 0.0))
+                buf.mul_(mom).add_(g + wd * p if self.any_wd else g)
+                p.sub_(torch.where(act, lr * buf, 0.0))
                 p.grad = None
+
+    def _member_rows(self) -> np.ndarray:
+        """Every member's whole state as one (K, P) array, in manifest order: one device-to-host copy."""
+        row_dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
+        flat = torch.cat([t.reshape(self.k, -1).to(row_dtype) for t in self.model.state_dict().values()], 1)
+        return flat.cpu().numpy()
 
     def _snapshot(self, epoch_label: float, sums: torch.Tensor, counts: int) -> None:
         test_loss, test_acc = evaluate(self.model, self.test, self.k)
         stats = torch.stack([test_loss, test_acc, sums[0], sums[1]]).cpu().numpy()
         active = self.active.cpu().numpy()
+        rows = None
         for i, m in enumerate(self.members):
             if m.diverged_at is not None:
                 continue
+            m.step = self.step
             train_loss, train_acc = (stats[2, i] / counts, stats[3, i] / counts) if counts else (np.nan, np.nan)
             row = {"snapshot": m.writer.n_snapshots, "epoch": epoch_label, "step": m.step,
                    "lr": m.spec.learning_rate, "train_loss": train_loss, "train_acc": train_acc,
@@ -258,8 +270,9 @@ class PackTrainer:
                 log.info("[%s] diverged at epoch %.2f (loss not finite); test_acc %.4f", m.spec.run_id,
                          epoch_label, row["test_acc"])
                 continue
-            m.writer.append(member_state(self.model, i), epoch=epoch_label, step=m.step,
-                            label="init" if m.step == 0 else f"epoch {epoch_label:g}")
+            rows = self._member_rows() if rows is None else rows
+            m.writer.append_row(rows[i], epoch=epoch_label, step=m.step,
+                                label="init" if m.step == 0 else f"epoch {epoch_label:g}")
             m.curves.append(row)
 
     def fit(self) -> None:
@@ -283,7 +296,7 @@ class PackTrainer:
                 x = augment(self.padded, idx.reshape(-1), oy[:, sl].reshape(-1), ox[:, sl].reshape(-1),
                             flip[:, sl].reshape(-1), size).view(self.k, b, *self.padded.shape[1:2], size, size)
                 y = self.train_y[idx]
-                self.model.randomness.step = self.members[0].step
+                self.model.randomness.step = self.step
                 out = self.model(pack_inputs(x))
                 losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
                 finite = torch.isfinite(losses) & (losses < DIVERGED_LOSS)
@@ -294,8 +307,7 @@ class PackTrainer:
                     sums[0] += torch.where(finite, losses, torch.nan).double() * b
                     sums[1] += (out.argmax(-1) == y).sum(1).double()
                 seen += b
-                for m in self.members:
-                    m.step += 1
+                self.step += 1
                 if step in marks:
                     self._snapshot(marks[step], sums, seen)
             for i, m in enumerate(self.members):
@@ -393,6 +405,9 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
     """Train (or resume, or skip if finished) every run in `specs`; returns their result records."""
     out_dir = Path(out_dir)
     dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest grouped-conv kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
     results, todo, resume_epochs = [], [], {}
     for s in specs:
         done = out_dir / s.run_id / "result.json"

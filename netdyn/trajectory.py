@@ -90,9 +90,17 @@ class TrajectoryWriter:
         _atomic_write_json(self.manifest_path, self.manifest)
 
     def append(self, state: dict[str, torch.Tensor], *, epoch: float, step: int, label: str) -> None:
+        """Append one snapshot given as a state_dict."""
         row = np.concatenate([state[t["name"]].detach().reshape(-1).to("cpu", torch.float64).numpy()
-                              .astype(self.dtype, copy=False) for t in self.manifest["tensors"]])
-        assert row.size == self.row_numel
+                              for t in self.manifest["tensors"]])
+        self.append_row(row, epoch=epoch, step=step, label=label)
+
+    def append_row(self, row: np.ndarray, *, epoch: float, step: int, label: str) -> None:
+        """Append one snapshot given as a flat vector in manifest order (the trainer's fast path)."""
+        row = np.ascontiguousarray(row, dtype=self.dtype)
+        if row.size != self.row_numel:
+            raise TrajectoryError(f"run {self.manifest['run_id']}: a snapshot of {row.size} values does not fit "
+                                  f"the manifest's {self.row_numel}")
         with open(self.data_path, "ab") as f:
             f.write(row.tobytes())
             f.flush()

@@ -210,7 +210,7 @@ def test_training_groups_split_and_cover(make_config):
 def test_group_size(make_config):
     auto = validate_config(make_config())
     assert group_size(auto, "cpu") == 8
-    assert group_size(auto, "cuda") == 64 and group_size(auto, "cuda:1") == 64
+    assert group_size(auto, "cuda") == 128 and group_size(auto, "cuda:1") == 128
     assert group_size(validate_config(make_config(training={"group_size": 3})), "cuda") == 3
     assert resolve_device(validate_config(make_config(device="cpu"))) == "cpu"
 
