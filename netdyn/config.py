@@ -21,7 +21,7 @@ DATASET_NAMES = ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn
 ARCH_NAMES = ("lenet", "alexnet", "vgg", "resnet")
 VGG_DEPTHS = (11, 13, 16, 19)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-GROUP_SIZE_AUTO = {"cpu": 8, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
+GROUP_SIZE_AUTO = {"cpu": 84, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
 
 
 class ConfigError(ValueError):
@@ -267,9 +267,18 @@ def group_size(config: dict, device: str) -> int:
     return GROUP_SIZE_AUTO["cuda" if device.startswith("cuda") else "cpu"] if size == "auto" else int(size)
 
 
-def training_groups(runs: list[RunSpec], size: int) -> dict[str, list[RunSpec]]:
-    """Split runs into Snakemake training jobs: runs of one architecture, data set and width, `size` at a
-    time. Group ids are stable for a given config, so a rerun finds the same jobs."""
+def training_groups(runs: list[RunSpec], size: int, *, mixed: bool = False) -> dict[str, list[RunSpec]]:
+    """Split runs into Snakemake training jobs. Group ids are stable for a given config, so a rerun finds
+    the same jobs.
+
+    Packed training (GPU) needs one architecture, data set and width per job: runs are split block by block,
+    `size` at a time. Where runs train one after another (the CPU), a job may hold any runs, and costs
+    differ ~50x between a LeNet and a wide ResNet; so the runs are dealt round-robin over the jobs, every
+    job gets a similar mix, and no expensive job is left running alone at the end (`mixed=True`).
+    """
+    if mixed:
+        n = math.ceil(len(runs) / size)
+        return {f"mixed-g{g:03d}": runs[g::n] for g in range(n)}
     by_key: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         by_key.setdefault((r.arch_label, r.dataset, r.width), []).append(r)

@@ -188,6 +188,29 @@ _EXPECTED_FILES = {
 _EXPECTED_FILES["fashionmnist"] = _EXPECTED_FILES["mnist"]
 
 
+_REQUIRED_FILES = {
+    "mnist": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    "cifar10": tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
+    "cifar100": ("train", "test", "meta"),
+    "svhn": ("train_32x32.mat", "test_32x32.mat"),
+}
+_REQUIRED_FILES["fashionmnist"] = _REQUIRED_FILES["mnist"]
+
+
+def check_available(name: str, root: str | Path = "data", *, download: bool = False) -> None:
+    """Fail fast, before any job runs: with downloads off, a torchvision data set's files must be on disk.
+    Only file names are checked here (cheap); their content is checked when they are loaded."""
+    key = _check_name(name)
+    if key == "digits" or download:
+        return
+    where = _expected_dir(key, Path(root).resolve())
+    missing = [f for f in _REQUIRED_FILES[key] if not (where / f).is_file()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"data set {key!r} not found in {where} (missing {', '.join(missing)}): set `data.download: true` "
+            f"in the config, or place the files there (expected files: {_EXPECTED_FILES[key]})")
+
+
 def _read_torchvision(key: str, root: Path, download: bool, limit_train: int | None, limit_test: int | None):
     try:
         x_tr, y_tr = _torchvision_split(key, root, True, download)

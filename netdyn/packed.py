@@ -65,11 +65,16 @@ class PackedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in convs]))
         self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in convs])) if c.bias is not None else None
 
+    channels_last = False  # set by the trainer on the CPU, where oneDNN's NHWC kernels are ~10% faster
+
     def forward(self, x):
         k = self.weight.shape[0]
         bias = self.bias.reshape(-1) if self.bias is not None else None
-        return F.conv2d(x, self.weight.reshape(-1, *self.weight.shape[2:]), bias, self.stride, self.padding,
-                        self.dilation, groups=k)
+        weight = self.weight.reshape(-1, *self.weight.shape[2:])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups=k)
 
 
 class PackedBatchNorm2d(nn.Module):
@@ -163,6 +168,10 @@ def pack_models(models: list[nn.Module], seeds: list[int]) -> nn.Module:
         setattr(packed.get_submodule(parent) if parent else packed, child, new)
     packed.randomness = randomness
     packed.members = k
+    if device.type == "cpu":
+        for m in packed.modules():
+            if isinstance(m, PackedConv2d):
+                m.channels_last = True
     return packed.to(device)
 
 

@@ -4,18 +4,19 @@
 """
 import sys
 
-from netdyn.config import expand_grid, group_size, load_config, training_groups
+from netdyn.config import expand_grid, group_size, load_config, resolve_device, training_groups
 from netdyn.train import storage_estimate
 
 config = load_config(sys.argv[1] if len(sys.argv) > 1 else "config/config.yaml")
 runs = expand_grid(config)
-device = config["device"] if config["device"] != "auto" else "cuda"
+device = resolve_device(config)
 est = storage_estimate(runs)
 table = est.groupby(["arch", "dataset", "width"]).agg(runs=("bytes", "size"), mb_per_run=("bytes", "first"),
                                                       total_gb=("bytes", "sum"))
 table["mb_per_run"] /= 1e6
 table["total_gb"] /= 1e9
 print(table.round(2).to_string())
-print(f"\n{len(runs)} runs in {len(training_groups(runs, group_size(config, device)))} training jobs "
-      f"({device} group size); trajectories {est['bytes'].sum() / 1e9:.2f} GB "
+groups = training_groups(runs, group_size(config, device), mixed=device == "cpu" and config["training"]["pack"] != "always")
+print(f"\n{len(runs)} runs in {len(groups)} training jobs "
+      f"(planned for {device}); trajectories {est['bytes'].sum() / 1e9:.2f} GB "
       f"({est['bytes'].mean() / 1e6:.2f} MB per run on average)")

@@ -209,7 +209,7 @@ def test_training_groups_split_and_cover(make_config):
 
 def test_group_size(make_config):
     auto = validate_config(make_config())
-    assert group_size(auto, "cpu") == 8
+    assert group_size(auto, "cpu") == 84
     assert group_size(auto, "cuda") == 128 and group_size(auto, "cuda:1") == 128
     assert group_size(validate_config(make_config(training={"group_size": 3})), "cuda") == 3
     assert resolve_device(validate_config(make_config(device="cpu"))) == "cpu"
@@ -290,7 +290,8 @@ def test_snakemake_plans_paper_grid(repo_root, tmp_path):
     assert proc.returncode == 0, out
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", out[out.index("Job stats"):], flags=re.M))
     config = load_config(repo_root / "config" / "paper.yaml")
-    groups = training_groups(expand_grid(config), group_size(config, resolve_device(config)))
+    device = resolve_device(config)
+    groups = training_groups(expand_grid(config), group_size(config, device), mixed=device == "cpu")
     assert int(counts["train"]) == len(groups)
     assert int(counts["collect_runs"]) == 1
     assert not (work / "results").exists()

@@ -317,3 +317,26 @@ def test_dataset_info_all_names_without_disk(monkeypatch, tmp_path):
         assert dataset_info(name) == DatasetInfo(name, c, k, size, n_tr, n_te)
         assert dataset_info(name, image_size=12).image_size == 12
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- #
+# the cheap availability check the workflow runs before any job
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_check_available_passes_on_written_files(name, tmp_path):
+    CASES[name][0](tmp_path, np.random.default_rng(RNG_SEED))
+    nd.check_available(name, tmp_path)  # files there: no error
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_check_available_names_missing_files(name, tmp_path):
+    with pytest.raises(nd.DatasetNotFoundError) as err:
+        nd.check_available(name, tmp_path)
+    msg = str(err.value)
+    assert name in msg and str(tmp_path.resolve()) in msg and "data.download: true" in msg
+
+
+def test_check_available_needs_nothing_for_digits_or_downloads(tmp_path):
+    nd.check_available("digits", tmp_path)
+    nd.check_available("cifar10", tmp_path, download=True)

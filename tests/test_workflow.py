@@ -86,7 +86,7 @@ def test_rerun_has_nothing_to_do(study):
 
 def test_lost_group_output_retrains_nothing(study):
     """A training job's marker lost (e.g. a killed job): the rerun keeps every finished run."""
-    marker = sorted((study / "results" / "train").glob("lenet-*.json"))[0]
+    marker = sorted((study / "results" / "train").glob("*.json"))[0]
     runs = [r["run_id"] for r in json.loads(marker.read_text())["runs"]]
     before = {r: (study / "results/runs" / r / "trajectory.bin").stat().st_mtime_ns for r in runs}
     marker.unlink()
@@ -95,3 +95,13 @@ def test_lost_group_output_retrains_nothing(study):
     after = {r: (study / "results/runs" / r / "trajectory.bin").stat().st_mtime_ns for r in runs}
     assert before == after
     assert "already trained, kept" in (study / "logs/train" / f"{marker.stem}.log").read_text()
+
+
+def test_missing_dataset_stops_before_any_job(tmp_path):
+    cfg = {**TINY, "datasets": ["cifar10"], "data": {"root": "nowhere", "download": False, "image_size": 32}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "cifar10" in out and str(tmp_path / "nowhere") in out and "data.download: true" in out
+    assert "Job stats" not in out and not (tmp_path / "results").exists()

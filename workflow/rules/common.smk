@@ -18,10 +18,21 @@ except ConfigError as e:
     raise ValueError(str(e)) from None
 validate(config, "../schemas/config.schema.yaml")
 
+from netdyn.data import DatasetNotFoundError, check_available  # noqa: E402
+
+for _name in config["datasets"]:
+    try:
+        check_available(_name, config["data"]["root"], download=config["data"]["download"])
+    except DatasetNotFoundError as e:
+        raise ValueError(f"config key `datasets`: {e}") from None
+
 RESULTS = "results"
 DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
-GROUPS = training_groups(RUNS, group_size(config, DEVICE))
+# on the CPU runs train one at a time (training.pack auto/never), so a job may mix architectures: dealt
+# round-robin, jobs get equal work and the two cores finish together
+MIXED = DEVICE == "cpu" and config["training"]["pack"] != "always"
+GROUPS = training_groups(RUNS, group_size(config, DEVICE), mixed=MIXED)
 GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
 WINDOWS = prediction_windows(config)
 
