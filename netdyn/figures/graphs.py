@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 TRAJECTORY_COLUMNS = {"all.eigenvector.std": "eigenvector centrality × √N, std over nodes",
