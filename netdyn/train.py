@@ -235,7 +235,7 @@ class PackTrainer:
 
     # -- the loop ------------------------------------------------------------------------------------
     def _sgd_step(self) -> None:
-        """SGD with momentum as torch.optim.SGD computes it (dampening 0, decoupled from nothing), with a
+        """SGD with momentum as torch.optim.SGD computes it (dampening 0, L2 weight decay added to the gradient), with a
         per-member learning rate, momentum and weight decay; diverged members are frozen."""
         with torch.no_grad():
             for p, buf, (act, lr, mom, wd) in zip(self.params, self.momentum_bufs, self._views):
