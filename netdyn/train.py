@@ -344,14 +344,14 @@ class PackTrainer:
 
 
 def _checkpoint_meta(run_dir: Path) -> dict | None:
-    """Book-keeping of a run's last checkpoint (None if it has none), read from the weights file's metadata:
-    checkpoint.json, written after it, lags one epoch behind when a kill falls between the two writes."""
+    """Book-keeping of a run's last checkpoint (None if it has none), read from the weights file's metadata.
+    checkpoint.json is only a readable copy: written after the weights, it lags one epoch behind when a kill
+    falls between the two writes."""
     path = run_dir / "checkpoint.safetensors"
     if not path.exists():
         return None
     with safe_open(path, "pt") as f:
-        meta = (f.metadata() or {}).get("meta")
-    return json.loads(meta if meta is not None else (run_dir / "checkpoint.json").read_text())
+        return json.loads(f.metadata()["meta"])
 
 
 def _resume_epoch(run_dir: Path) -> int:
