@@ -22,6 +22,14 @@ ARCH_NAMES = ("lenet", "alexnet", "vgg", "resnet")
 VGG_DEPTHS = (11, 13, 16, 19)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 GROUP_SIZE_AUTO = {"cpu": 84, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
+PRECISIONS = ("fp32", "tf32", "bf16")  # training.precision; what each does: netdyn/precision.py
+
+
+def default_precision(dtype: str) -> str:
+    """`training.precision` when the config leaves it out: what training did before the key existed, so old
+    configs keep their numbers and run ids. float32 -> tf32 (TF32 on cuda as before; on the CPU tf32 is
+    exact float32); float64 -> fp32 (TF32 never touches float64 arithmetic)."""
+    return "fp32" if dtype == "float64" else "tf32"
 
 
 class ConfigError(ValueError):
@@ -52,6 +60,11 @@ class RunSpec:
     subepoch_snapshots: int
     subepoch_epochs: int
     dtype: str
+    precision: str | None = None  # fp32, tf32 or bf16; None (e.g. a config.json from before the key) -> the default
+
+    def __post_init__(self):
+        if self.precision is None:
+            object.__setattr__(self, "precision", default_precision(self.dtype))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +78,8 @@ class RunSpec:
     def pack_key(self) -> tuple:
         """Runs with equal pack keys share one model shape and one data stream and can be packed."""
         return (self.arch_label, self.dataset, self.image_size, self.width, self.epochs, self.batch_size,
-                self.crop_padding, self.flip, self.subepoch_snapshots, self.subepoch_epochs, self.dtype)
+                self.crop_padding, self.flip, self.subepoch_snapshots, self.subepoch_epochs, self.dtype,
+                self.precision)
 
 
 def load_schema() -> dict:
@@ -168,6 +182,10 @@ def check_semantics(config: dict) -> dict:
     if t["subepoch_snapshots"] > 1 and t["subepoch_epochs"] > t["epochs"]:
         raise ConfigError(f"config key `training.subepoch_epochs`: {t['subepoch_epochs']} exceeds "
                           f"training.epochs ({t['epochs']})")
+    t.setdefault("precision", default_precision(t["dtype"]))  # the schema cannot give a dtype-dependent default
+    if t["dtype"] == "float64" and t["precision"] != "fp32":
+        raise ConfigError(f"config key `training.precision`: {t['precision']} needs float32 weights; with "
+                          "training.dtype float64 only fp32 is possible")
     for i, e in enumerate(config.get("predict", {}).get("windows") or []):
         if e >= t["epochs"]:
             raise ConfigError(f"config key `predict.windows[{i}]`: an early window of {e} epochs leaves no later "
@@ -236,6 +254,7 @@ def resolve_device(config: dict) -> str:
 def expand_grid(config: dict) -> list[RunSpec]:
     """Every run of the study, in a stable order."""
     hp, t = config["hyperparameters"], config["training"]
+    precision = t.get("precision") or default_precision(t["dtype"])
     runs = []
     for arch, dataset, width, lr, dropout, wd, seed in itertools.product(
         config["architectures"], config["datasets"], config["widths"], hp["learning_rate"],
@@ -247,6 +266,8 @@ def expand_grid(config: dict) -> list[RunSpec]:
         bn = (arch.get("batchnorm", True) if arch["name"] == "vgg" else
               True if arch["name"] == "resnet" else None)
         run_id = f"{label}-{dataset}-w{width}-lr{_fmt(lr)}-do{_fmt(dropout)}-wd{_fmt(wd)}-s{seed}"
+        if precision != default_precision(t["dtype"]):
+            run_id += f"-{precision}"  # only then: run ids of configs without the key stay as they were
         assert SAFE_NAME.match(run_id), run_id
         runs.append(RunSpec(
             run_id=run_id, arch=arch["name"], arch_label=label, depth=depth, batchnorm=bn,
@@ -254,7 +275,7 @@ def expand_grid(config: dict) -> list[RunSpec]:
             learning_rate=float(lr), dropout=float(dropout), weight_decay=float(wd), seed=int(seed),
             epochs=t["epochs"], batch_size=t["batch_size"], momentum=t["momentum"],
             crop_padding=t["crop_padding"], flip=t["flip"], subepoch_snapshots=t["subepoch_snapshots"],
-            subepoch_epochs=t["subepoch_epochs"], dtype=t["dtype"],
+            subepoch_epochs=t["subepoch_epochs"], dtype=t["dtype"], precision=precision,
         ))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
