@@ -151,14 +151,49 @@ def evaluate(model, test: ImageData, k: int, chunk: int = 16384) -> tuple[torch.
     return loss / len(test), correct / len(test)
 
 
+class TrainerHooks:
+    """Callbacks of :meth:`PackTrainer.fit`, for measuring it from outside (``bench/``) without touching its
+    internals. Subclass and override what you need; every method is a no-op here.
+
+    They run on the host between the trainer's own operations, at these points of ``fit``:
+
+    * ``on_step_end(step)``: after each optimisation step has been queued (``step`` counts all steps taken
+      by the pack, 1-based), before that step's snapshot, if any;
+    * ``on_snapshot_end(epoch)``: after each snapshot (test evaluation + trajectory rows; ``epoch`` is its
+      label: 0.0 for the initial one, fractional for sub-epoch ones) has been written;
+    * ``on_epoch_end(epoch)``: after the epoch's checkpoints and ``curves.csv`` files have been written.
+
+    Device work may still be running when a hook is called (nothing is synchronised for it): a hook that
+    reads a clock around device work calls ``torch.cuda.synchronize()`` itself. Hooks must not change the
+    trainer's state; then trajectories are the same as without hooks. An exception raised in a hook ends
+    ``fit`` and propagates; the run directories are then left as a killed job leaves them (resumable from
+    the last checkpoint) -- this is how a benchmark stops after the steps it times.
+    """
+
+    def on_step_end(self, step: int) -> None:
+        pass
+
+    def on_snapshot_end(self, epoch: float) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        pass
+
+
 class PackTrainer:
-    """Trains runs with equal `RunSpec.pack_key` together; see the module docstring."""
+    """Trains runs with equal `RunSpec.pack_key` together; see the module docstring.
+
+    ``hooks`` (optional, a :class:`TrainerHooks`) is called at the points of ``fit`` it documents; without
+    it ``fit`` makes no hook calls at all. Hooks do not change what is trained.
+    """
 
     def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
-                 out_dir: Path, device: torch.device, study: dict | None = None):
+                 out_dir: Path, device: torch.device, study: dict | None = None,
+                 hooks: TrainerHooks | None = None):
         assert len({s.pack_key for s in specs}) == 1, "a pack needs equal pack keys"
         self.specs, self.info, self.device = specs, info, device
         self.k = len(specs)
+        self.hooks = hooks
         self.dtype = getattr(torch, specs[0].dtype)
         self.members: list[MemberState] = []
         models = []
@@ -281,6 +316,8 @@ class PackTrainer:
         start = self.members[0].epoch
         if start == 0:
             self._snapshot(0.0, torch.zeros(2, self.k, device=self.device), 0)
+            if self.hooks:
+                self.hooks.on_snapshot_end(0.0)
         size = self.info.image_size
         for epoch in range(start + 1, spec0.epochs + 1):
             t0 = time.time()
@@ -308,8 +345,12 @@ class PackTrainer:
                     sums[1] += (out.argmax(-1) == y).sum(1).double()
                 seen += b
                 self.step += 1
+                if self.hooks:
+                    self.hooks.on_step_end(self.step)
                 if step in marks:
                     self._snapshot(marks[step], sums, seen)
+                    if self.hooks:
+                        self.hooks.on_snapshot_end(marks[step])
             for i, m in enumerate(self.members):
                 if m.diverged_at is None:
                     m.epoch = epoch
@@ -319,6 +360,8 @@ class PackTrainer:
                              "(%.1fs)", m.spec.run_id, epoch, spec0.epochs, last["train_loss"], last["train_acc"],
                              last["test_loss"], last["test_acc"], time.time() - t0)
                 pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False, float_format="%.17g")
+            if self.hooks:
+                self.hooks.on_epoch_end(epoch)
             if not self.active.any():
                 break
         for m in self.members:

@@ -475,3 +475,44 @@ def test_snapshot_steps(make_spec):
     assert snapshot_steps(spec, 22, 1) == {6: 0.25, 11: 0.5, 16: 0.75, 22: 1.0}  # round(j * 22 / 4)
     assert snapshot_steps(spec, 22, 2) == {6: 1.25, 11: 1.5, 16: 1.75, 22: 2.0}
     assert snapshot_steps(spec, 22, 3) == {22: 3.0}
+
+
+# ------------------------------------------------------------------------------------------------------
+# (h) trainer hooks (the benchmark's way in): called where documented, training unchanged
+
+def test_trainer_hooks_are_called_in_order_and_change_nothing(tmp_path, make_spec):
+    from netdyn.train import PackTrainer, TrainerHooks
+
+    spec = make_spec("lenet", lr=0.05, seed=3, epochs=2, dtype="float32", subepoch_snapshots=2, subepoch_epochs=1)
+    train, test, info = load_dataset("digits", image_size=16)
+    steps_per_epoch = math.ceil(len(train) / spec.batch_size)
+
+    class Record(TrainerHooks):
+        def __init__(self):
+            self.calls = []
+
+        def on_step_end(self, step):
+            self.calls.append(("step", step))
+
+        def on_snapshot_end(self, epoch):
+            self.calls.append(("snapshot", epoch))
+
+        def on_epoch_end(self, epoch):
+            self.calls.append(("epoch", epoch))
+
+    rec = Record()
+    PackTrainer([spec], train, test, info, tmp_path / "hooked", torch.device("cpu"), hooks=rec).fit()
+    half = round(steps_per_epoch / 2)
+    expected = [("snapshot", 0.0)]
+    for epoch in (1, 2):
+        for step in range(1, steps_per_epoch + 1):
+            expected.append(("step", (epoch - 1) * steps_per_epoch + step))
+            if epoch == 1 and step == half:
+                expected.append(("snapshot", 0.5))
+        expected += [("snapshot", float(epoch)), ("epoch", epoch)]
+    assert rec.calls == expected
+
+    train_runs([spec], tmp_path / "plain", pack="never")
+    for name in ("trajectory.bin", "curves.csv"):
+        assert (tmp_path / "hooked" / spec.run_id / name).read_bytes() == \
+            (tmp_path / "plain" / spec.run_id / name).read_bytes()
