@@ -91,38 +91,56 @@ def plot_predicted_vs_true(predictions: pd.DataFrame, out: str | Path, *, featur
     _save(fig, out)
 
 
+METRIC_PANELS = (("kendall_tau", "Kendall τ"), ("r2", "R²"))  # the two columns of a metrics figure
+
+
+def _colors(sets) -> dict:
+    return {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
+
+
+def _metric_panels(sel: pd.DataFrame, out, draw, *, xlabel: str, title, empty: str = "no data") -> None:
+    """One row per architecture x data set of `sel`, Kendall tau and R2 side by side: ``draw(ax, rows,
+    metric, arch, dataset)`` draws a panel's lines; the axes, zero line and legend are shared here."""
+    panels = _panels(sel) or [("", "")]
+    fig, axes = _grid(len(panels), 2)
+    for r, (arch, dataset) in enumerate(panels):
+        s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset)] if len(sel) else sel
+        for c, (metric, label) in enumerate(METRIC_PANELS):
+            ax = axes[r, c]
+            if s.empty:
+                _empty(ax, empty)
+                continue
+            draw(ax, s, metric, arch, dataset)
+            ax.axhline(0, color="0.6", lw=0.6)
+            if metric == "r2":  # R2 is unbounded below when the test accuracies barely vary: keep it readable
+                lo = np.nanmin(s[metric].to_numpy(float)) if s[metric].notna().any() else 0.0
+                ax.set_ylim(max(lo - 0.1, -1.0), 1.0)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(label)
+            ax.set_title(title(arch, dataset), fontsize=9)
+            ax.legend(fontsize=6)
+    _save(fig, out)
+
+
 def plot_metrics_vs_window(metrics: pd.DataFrame, out: str | Path, *, split: str = SPLIT_WITHIN,
                            subset: str = "all") -> None:
     """Kendall tau and R2 (95% bootstrap bands) against the early window E, one line per feature set;
     rows = architecture x data set. Metrics pooled over test widths."""
     sel = metrics[(metrics["split"] == split) & (metrics["subset"] == subset) & metrics["test_width"].isna()] \
         if len(metrics) else metrics
-    panels = _panels(sel) or [("", "")]
-    fig, axes = _grid(len(panels), 2)
     sets = _feature_sets(sel)
-    colors = {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
-    for r, (arch, dataset) in enumerate(panels):
-        for c, (m, label) in enumerate((("kendall_tau", "Kendall τ"), ("r2", "R²"))):
-            ax = axes[r, c]
-            s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset)] if len(sel) else sel
-            if s.empty:
-                _empty(ax)
+    colors = _colors(sets)
+
+    def draw(ax, s, m, arch, dataset):
+        for fs in sets:
+            f = s[s["feature_set"] == fs].sort_values("window")
+            if f.empty:
                 continue
-            for fs in sets:
-                f = s[s["feature_set"] == fs].sort_values("window")
-                if f.empty:
-                    continue
-                ax.plot(f["window"], f[m], marker="o", ms=3, color=colors[fs], label=fs)
-                ax.fill_between(f["window"], f[f"{m}_lo"], f[f"{m}_hi"], color=colors[fs], alpha=0.12)
-            ax.axhline(0, color="0.6", lw=0.6)
-            ax.set_xlabel("early window E (epochs)")
-            ax.set_ylabel(label)
-            ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES.get(split, split)}", fontsize=9)
-            if m == "r2":  # unbounded below: keep the scale readable
-                lo = np.nanmin(s[m].to_numpy(float)) if s[m].notna().any() else 0.0
-                ax.set_ylim(max(lo - 0.1, -1.0), 1.0)
-            ax.legend(fontsize=6)
-    _save(fig, out)
+            ax.plot(f["window"], f[m], marker="o", ms=3, color=colors[fs], label=fs)
+            ax.fill_between(f["window"], f[f"{m}_lo"], f[f"{m}_hi"], color=colors[fs], alpha=0.12)
+
+    _metric_panels(sel, out, draw, xlabel="early window E (epochs)",
+                   title=lambda arch, dataset: f"{arch} on {dataset}: {SPLIT_TITLES.get(split, split)}")
 
 
 def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: int | None = None,
@@ -133,37 +151,24 @@ def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: in
     window = window if window is not None else (m["window"].max() if len(m) else None)
     m = m[(m["window"] == window) & m["test_width"].notna()] if len(m) else m
     tr = m[m["split"] == SPLIT_TRANSFER] if len(m) else m
-    panels = _panels(tr) or [("", "")]
-    fig, axes = _grid(len(panels), 2)
     sets = _feature_sets(tr)
-    colors = {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
-    for r, (arch, dataset) in enumerate(panels):
-        for c, (k, label) in enumerate((("kendall_tau", "Kendall τ"), ("r2", "R²"))):
-            ax = axes[r, c]
-            s = tr[(tr["arch"] == arch) & (tr["dataset"] == dataset)] if len(tr) else tr
-            if s.empty:
-                _empty(ax, "no transfer split")
-                continue
-            for fs in sets:
-                f = s[s["feature_set"] == fs].sort_values("test_width")
-                # a percentile bootstrap interval need not contain the point estimate (small n): clip at 0
-                yerr = [(f[k] - f[f"{k}_lo"]).clip(lower=0), (f[f"{k}_hi"] - f[k]).clip(lower=0)]
-                ax.errorbar(f["test_width"].astype(float), f[k], yerr=yerr,
-                            marker="o", ms=4, capsize=2, color=colors[fs],
-                            label=f"{fs} (from widths {f['train_widths'].iloc[0]})" if len(f) else fs)
-                w = m[(m["split"] == SPLIT_WITHIN) & (m["arch"] == arch) & (m["dataset"] == dataset)
-                      & (m["feature_set"] == fs) & m["test_width"].isin(f["test_width"])].sort_values("test_width")
-                ax.plot(w["test_width"].astype(float), w[k], ls=":", color=colors[fs], lw=1)
-            ax.axhline(0, color="0.6", lw=0.6)
-            if k == "r2":  # R2 is unbounded below when the test accuracies barely vary: keep the scale readable
-                lo = np.nanmin(s[k].to_numpy(float)) if s[k].notna().any() else 0.0
-                ax.set_ylim(max(lo - 0.1, -1.0), 1.0)
-            ax.set_xlabel("test width")
-            ax.set_ylabel(label)
-            ax.set_xticks(sorted(s["test_width"].astype(int).unique()))
-            ax.set_title(f"{arch} on {dataset}, E={window} (dotted: within-width CV)", fontsize=9)
-            ax.legend(fontsize=6)
-    _save(fig, out)
+    colors = _colors(sets)
+
+    def draw(ax, s, k, arch, dataset):
+        for fs in sets:
+            f = s[s["feature_set"] == fs].sort_values("test_width")
+            # a percentile bootstrap interval need not contain the point estimate (small n): clip at 0
+            yerr = [(f[k] - f[f"{k}_lo"]).clip(lower=0), (f[f"{k}_hi"] - f[k]).clip(lower=0)]
+            ax.errorbar(f["test_width"].astype(float), f[k], yerr=yerr,
+                        marker="o", ms=4, capsize=2, color=colors[fs],
+                        label=f"{fs} (from widths {f['train_widths'].iloc[0]})" if len(f) else fs)
+            w = m[(m["split"] == SPLIT_WITHIN) & (m["arch"] == arch) & (m["dataset"] == dataset)
+                  & (m["feature_set"] == fs) & m["test_width"].isin(f["test_width"])].sort_values("test_width")
+            ax.plot(w["test_width"].astype(float), w[k], ls=":", color=colors[fs], lw=1)
+        ax.set_xticks(sorted(s["test_width"].astype(int).unique()))
+
+    _metric_panels(tr, out, draw, xlabel="test width", empty="no transfer split",
+                   title=lambda arch, dataset: f"{arch} on {dataset}, E={window} (dotted: within-width CV)")
 
 
 def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, feature_set: str | None = None,
