@@ -26,6 +26,9 @@ __all__ = [
     "ARCHITECTURES",
     "VGG_DEPTHS",
     "RESNET_DEPTHS",
+    "ArchitectureError",
+    "architecture_label",
+    "resolve_architecture",
     "ALLOWED_MODULES",
     "BasicBlock",
     "build_model",
@@ -46,6 +49,7 @@ _VGG_CONFIGS = {
 }
 VGG_DEPTHS = tuple(sorted(_VGG_CONFIGS))
 RESNET_DEPTHS = (8, 14, 20, 32, 44, 56)  # 6n + 2, CIFAR ResNets (He et al. 2016)
+DEFAULT_DEPTHS = {"vgg": 11, "resnet": 20}
 
 ALLOWED_MODULES = (
     nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.MaxPool2d,
@@ -208,8 +212,7 @@ def build_model(arch: str, *, width: int = 1, in_channels: int = 3, num_classes:
     resnet (default 20) only; ``batchnorm`` to vgg (default True) and resnet
     (always on). Raises ValueError naming the offending argument.
     """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    depth, batchnorm = resolve_architecture(arch, depth, batchnorm)
     width = _positive_int("width", width)
     in_channels = _positive_int("in_channels", in_channels)
     num_classes = _positive_int("num_classes", num_classes)
@@ -217,29 +220,51 @@ def build_model(arch: str, *, width: int = 1, in_channels: int = 3, num_classes:
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
     dropout = float(dropout)
-
     if arch in ("lenet", "alexnet"):
-        if depth is not None:
-            raise ValueError(f"depth must be None for arch {arch!r}, got {depth!r}")
-        if batchnorm:
-            raise ValueError(f"batchnorm is not supported for arch {arch!r}; "
-                             f"allowed values: None or False")
         build = _lenet if arch == "lenet" else _alexnet
         return build(width, in_channels, num_classes, image_size, dropout)
-
     if arch == "vgg":
-        depth = 11 if depth is None else depth
-        if depth not in VGG_DEPTHS:
-            raise ValueError(f"depth for vgg must be one of {VGG_DEPTHS}, got {depth!r}")
-        batchnorm = True if batchnorm is None else bool(batchnorm)
         return _vgg(width, in_channels, num_classes, image_size, dropout, depth, batchnorm)
-
-    depth = 20 if depth is None else depth
-    if depth not in RESNET_DEPTHS:
-        raise ValueError(f"depth for resnet must be one of {RESNET_DEPTHS} (6n+2), got {depth!r}")
-    if batchnorm is not None and not batchnorm:
-        raise ValueError("batchnorm is always on for resnet; allowed values: None or True")
     return _resnet(width, in_channels, num_classes, image_size, dropout, depth)
+
+
+class ArchitectureError(ValueError):
+    """An architecture the builder cannot build; ``argument`` names the field at fault (arch, depth, batchnorm)."""
+
+    def __init__(self, argument: str, detail: str) -> None:
+        super().__init__(f"{argument}: {detail}")
+        self.argument, self.detail = argument, detail
+
+
+def resolve_architecture(arch: str, depth: int | None = None,
+                         batchnorm: bool | None = None) -> tuple[int | None, bool | None]:
+    """``(depth, batchnorm)`` with the family's defaults filled in: the one statement of which families,
+    depths and BatchNorm settings exist (the config checks go through here too). Raises ArchitectureError."""
+    if arch not in ARCHITECTURES:
+        raise ArchitectureError("arch", f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    if arch in ("lenet", "alexnet"):
+        if depth is not None:
+            raise ArchitectureError("depth", f"{arch} has a fixed depth; got depth {depth!r}")
+        if batchnorm:
+            raise ArchitectureError("batchnorm", f"{arch} has no BatchNorm; allowed values: None or False")
+        return None, None
+    depths = VGG_DEPTHS if arch == "vgg" else RESNET_DEPTHS
+    depth = DEFAULT_DEPTHS[arch] if depth is None else depth
+    if depth not in depths:
+        raise ArchitectureError("depth", f"{arch} depth must be one of {depths}, got {depth!r}")
+    if arch == "resnet":
+        if batchnorm is not None and not batchnorm:
+            raise ArchitectureError("batchnorm", "resnet always has BatchNorm; allowed values: None or True")
+        return depth, True
+    return depth, True if batchnorm is None else bool(batchnorm)
+
+
+def architecture_label(arch: str, depth: int | None = None, batchnorm: bool | None = None) -> str:
+    """Family plus depth and BatchNorm, e.g. ``vgg11bn``, ``resnet8``, ``lenet``: part of run ids."""
+    depth, batchnorm = resolve_architecture(arch, depth, batchnorm)
+    if arch == "vgg":
+        return f"vgg{depth}{'bn' if batchnorm else ''}"
+    return f"resnet{depth}" if arch == "resnet" else arch
 
 
 def count_parameters(model: nn.Module) -> int:

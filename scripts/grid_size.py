@@ -4,7 +4,7 @@
 """
 import sys
 
-from netdyn.config import expand_grid, group_size, load_config, resolve_device, training_groups
+from netdyn.config import expand_grid, job_groups, load_config, resolve_device
 from netdyn.train import storage_estimate
 
 config = load_config(sys.argv[1] if len(sys.argv) > 1 else "config/config.yaml")
@@ -16,7 +16,7 @@ table = est.groupby(["arch", "dataset", "width"]).agg(runs=("bytes", "size"), mb
 table["mb_per_run"] /= 1e6
 table["total_gb"] /= 1e9
 print(table.round(2).to_string())
-groups = training_groups(runs, group_size(config, device), mixed=device == "cpu" and config["training"]["pack"] != "always")
+groups = job_groups(config, runs, device)
 print(f"\n{len(runs)} runs in {len(groups)} training jobs "
       f"(planned for {device}); trajectories {est['bytes'].sum() / 1e9:.2f} GB "
       f"({est['bytes'].mean() / 1e6:.2f} MB per run on average)")

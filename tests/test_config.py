@@ -18,6 +18,7 @@ from netdyn.config import (
     RunSpec,
     expand_grid,
     group_size,
+    job_groups,
     load_config,
     resolve_device,
     training_groups,
@@ -65,6 +66,7 @@ BAD_CONFIGS = {
     "vgg depth 12": (_arch(1, depth=12), "architectures[1].depth"),
     "resnet depth 10": (_arch(2, depth=10), "architectures[2].depth"),
     "resnet depth 2": (_arch(2, depth=2), "architectures[2].depth"),
+    "resnet depth 26 (6n+2, not built)": (_arch(2, depth=26), "architectures[2].depth"),
     "depth on lenet": (_arch(0, depth=5), "architectures[0].depth"),
     "batchnorm on lenet": (_arch(0, batchnorm=True), "architectures[0].batchnorm"),
     "batchnorm off on resnet": (_arch(2, batchnorm=False), "architectures[2].batchnorm"),
@@ -291,7 +293,61 @@ def test_snakemake_plans_paper_grid(repo_root, tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", out[out.index("Job stats"):], flags=re.M))
     config = load_config(repo_root / "config" / "paper.yaml")
     device = resolve_device(config)
-    groups = training_groups(expand_grid(config), group_size(config, device), mixed=device == "cpu")
+    groups = job_groups(config, expand_grid(config), device)
     assert int(counts["train"]) == len(groups)
     assert int(counts["collect_runs"]) == 1
     assert not (work / "results").exists()
+
+
+def _schema_defaults(schema: dict, prefix=()):
+    """(key path, default) of every property of the schema that has one, nested objects included."""
+    for key, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            yield prefix + (key,), sub["default"]
+        yield from _schema_defaults(sub, prefix + (key,))
+
+
+def test_every_schema_default_is_filled(make_config):
+    """The schema is the one source of defaults: a minimal config ends up holding exactly its defaults."""
+    from netdyn.config import load_schema
+
+    config = {"datasets": ["digits"], "architectures": [{"name": "lenet"}], "widths": [1],
+              "hyperparameters": {"learning_rate": [0.1]}, "seeds": [0], "training": {"epochs": 3}}
+    out = validate_config(config)
+    defaults = dict(_schema_defaults(load_schema()))
+    assert len(defaults) > 20
+    for path, value in defaults.items():
+        if value == {}:
+            continue  # an object whose own keys have defaults: checked through them
+        node = out
+        for k in path:
+            node = node[k]
+        assert node == value, path
+
+
+def test_config_accepts_exactly_the_depths_the_builder_builds(make_config):
+    from netdyn.models import RESNET_DEPTHS, VGG_DEPTHS, build_model
+
+    for name, depths in (("vgg", VGG_DEPTHS), ("resnet", RESNET_DEPTHS)):
+        for depth in range(1, max(depths) + 8):
+            config = make_config(architectures=[{"name": name, "depth": depth}], widths=[1])
+            try:
+                validate_config(config)
+                accepted = True
+            except ConfigError as e:
+                assert str(e).startswith("config key `architectures[0].depth`:"), e
+                accepted = False
+            assert accepted == (depth in depths), (name, depth)
+            if accepted:
+                build_model(name, depth=depth, in_channels=1, image_size=16)
+
+
+def test_packing_policy_decides_job_shape(make_config):
+    config = validate_config(make_config(architectures=THREE_ARCHS, widths=[1, 2]))
+    runs = expand_grid(config)
+    assert all(g.startswith("mixed-") for g in job_groups(config, runs, "cpu"))  # one at a time: mixed jobs
+    blocks = job_groups(config, runs, "cuda")
+    assert not any(g.startswith("mixed-") for g in blocks)
+    assert all(len({(r.arch_label, r.width) for r in members}) == 1 for members in blocks.values())
+    config["training"]["pack"] = "always"
+    assert not any(g.startswith("mixed-") for g in job_groups(config, runs, "cpu"))

@@ -3,20 +3,17 @@
 import json
 import sys
 
-from snakemake.utils import validate
-
 sys.path.insert(0, workflow.basedir)
 from netdyn.config import (  # noqa: E402
-    ConfigError, expand_grid, group_size, prediction_windows, resolve_device, training_groups, validate_config,
+    ConfigError, expand_grid, job_groups, prediction_windows, resolve_device, validate_config,
 )
 
-# netdyn's validator first: its message names the key (e.g. `training.epochs`); then Snakemake's own
-# validate() against the same schema, which also records the filled-in defaults.
+# netdyn's validator: the schema (its message names the key, e.g. `training.epochs`), then Snakemake's own
+# validate() of the same schema fills in the defaults, then the semantic checks.
 try:
     validate_config(config)
 except ConfigError as e:
     raise ValueError(str(e)) from None
-validate(config, "../schemas/config.schema.yaml")
 
 from netdyn.data import DatasetNotFoundError, check_available  # noqa: E402
 
@@ -29,10 +26,7 @@ for _name in config["datasets"]:
 RESULTS = "results"
 DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
-# on the CPU runs train one at a time (training.pack auto/never), so a job may mix architectures: dealt
-# round-robin, jobs get equal work and the two cores finish together
-MIXED = DEVICE == "cpu" and config["training"]["pack"] != "always"
-GROUPS = training_groups(RUNS, group_size(config, DEVICE), mixed=MIXED)
+GROUPS = job_groups(config, RUNS, DEVICE)
 GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
 WINDOWS = prediction_windows(config)
 
