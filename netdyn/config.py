@@ -1,8 +1,9 @@
 """Study configuration: validation, the grid of runs, run ids and training groups.
 
 The Snakefile and the tests both go through here, so a bad config gets the same message whether it is
-met by `snakemake` or by Python. Nothing in this module imports torch: planning the paper grid must stay
-fast.
+met by `snakemake` or by Python. Defaults come from the schema alone (filled by snakemake.utils.validate);
+names of architectures and data sets, and which depths exist, from netdyn.models and netdyn.data (imported
+inside the functions that need them, so importing this module stays torch-free).
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
-DATASET_NAMES = ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
-ARCH_NAMES = ("lenet", "alexnet", "vgg", "resnet")
-VGG_DEPTHS = (11, 13, 16, 19)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 GROUP_SIZE_AUTO = {"cpu": 84, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
 PRECISIONS = ("fp32", "tf32", "bf16")  # training.precision; what each does: netdyn/precision.py
@@ -94,85 +92,48 @@ def _key_path(path) -> str:
     return out or "<top level>"
 
 
-def _fill_defaults(validator_cls):
-    """A jsonschema validator that also fills in `default`s, as snakemake.utils.validate does."""
-    import jsonschema  # here, so that training jobs on a bare GPU image need not have it
-
-    validate_props = validator_cls.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for prop, sub in properties.items():
-                if "default" in sub and prop not in instance:
-                    instance[prop] = sub["default"] if not isinstance(sub["default"], (dict, list)) \
-                        else yaml.safe_load(yaml.safe_dump(sub["default"]))
-        yield from validate_props(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-
-
 def validate_schema(config: dict) -> dict:
-    """Check `config` against the JSON schema (filling defaults in place); raise ConfigError naming the key."""
-    schema = load_schema()
-    from jsonschema import Draft202012Validator
+    """Check `config` against the JSON schema, then fill in the schema's defaults in place (with
+    snakemake.utils.validate, as the workflow does); raise ConfigError naming the key."""
+    from jsonschema import Draft202012Validator  # here, so that training jobs on a bare GPU image need not have it
+    from snakemake.utils import validate
 
-    validator = _fill_defaults(Draft202012Validator)(schema)
-    # two passes: defaults of nested objects are only filled once their parent exists
-    for _ in range(2):
-        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-        if errors:
-            e = errors[0]
-            path = list(e.absolute_path)
-            if e.validator == "required" and isinstance(e.instance, dict):
-                # name the missing key itself (training.epochs), not only its parent (training)
-                path += [k for k in e.validator_value if k not in e.instance][:1]
-            raise ConfigError(f"config key `{_key_path(path)}`: {e.message}")
+    errors = sorted(Draft202012Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        path = list(e.absolute_path)
+        if e.validator == "required" and isinstance(e.instance, dict):
+            # name the missing key itself (training.epochs), not only its parent (training)
+            path += [k for k in e.validator_value if k not in e.instance][:1]
+        raise ConfigError(f"config key `{_key_path(path)}`: {e.message}")
+    validate(config, str(SCHEMA_PATH), set_default=True)
     return config
-
-
-def _arch_label(arch: dict) -> str:
-    name, depth, bn = arch["name"], arch.get("depth"), arch.get("batchnorm")
-    if name == "vgg":
-        return f"vgg{depth or 11}{'bn' if bn is not False else ''}"
-    if name == "resnet":
-        return f"resnet{depth or 20}"
-    return name
 
 
 def check_semantics(config: dict) -> dict:
     """The checks a schema cannot express; each error names the config key."""
-    if not SAFE_NAME.match(config.get("study", "default")):
+    from .data import DATASETS
+    from .models import ArchitectureError, architecture_label
+
+    if not SAFE_NAME.match(config["study"]):
         raise ConfigError(f"config key `study`: {config['study']!r} is not safe as a path part "
                           "(letters, digits, '.', '_', '-'; starting with a letter or digit)")
     for i, name in enumerate(config["datasets"]):
-        if name not in DATASET_NAMES:
+        if name not in DATASETS:
             raise ConfigError(f"config key `datasets[{i}]`: unknown data set {name!r}; "
-                              f"known: {', '.join(DATASET_NAMES)}")
+                              f"known: {', '.join(DATASETS)}")
     labels = []
     for i, arch in enumerate(config["architectures"]):
-        key = f"architectures[{i}]"
-        name = arch["name"]
-        if name not in ARCH_NAMES:
-            raise ConfigError(f"config key `{key}.name`: unknown architecture {name!r}; "
-                              f"known: {', '.join(ARCH_NAMES)}")
-        depth = arch.get("depth")
-        if depth is not None:
-            if name in ("lenet", "alexnet"):
-                raise ConfigError(f"config key `{key}.depth`: {name} has a fixed depth; remove the key")
-            if name == "vgg" and depth not in VGG_DEPTHS:
-                raise ConfigError(f"config key `{key}.depth`: VGG depth must be one of {VGG_DEPTHS}, got {depth}")
-            if name == "resnet" and (depth < 8 or (depth - 2) % 6):
-                raise ConfigError(f"config key `{key}.depth`: ResNet depth must be 6n+2 (8, 14, 20, ...), "
-                                  f"got {depth}")
-        if "batchnorm" in arch and name != "vgg" and not (name == "resnet" and arch["batchnorm"]):
-            raise ConfigError(f"config key `{key}.batchnorm`: only VGG can switch BatchNorm "
-                              f"({name} {'has no' if name != 'resnet' else 'always has'} BatchNorm)")
-        labels.append(_arch_label(arch))
+        try:
+            labels.append(architecture_label(arch["name"], arch.get("depth"), arch.get("batchnorm")))
+        except ArchitectureError as e:
+            field = "name" if e.argument == "arch" else e.argument
+            raise ConfigError(f"config key `architectures[{i}].{field}`: {e.detail}") from None
     dup = {lab for lab in labels if labels.count(lab) > 1}
     if dup:
         raise ConfigError(f"config key `architectures`: {sorted(dup)} listed more than once")
     widths = config["widths"]
-    for i, w in enumerate(config.get("predict", {}).get("train_widths", [])):
+    for i, w in enumerate(config["predict"]["train_widths"]):
         if w not in widths:
             raise ConfigError(f"config key `predict.train_widths[{i}]`: width {w} is not in `widths` {widths}")
         if w == max(widths):
@@ -186,7 +147,7 @@ def check_semantics(config: dict) -> dict:
     if t["dtype"] == "float64" and t["precision"] != "fp32":
         raise ConfigError(f"config key `training.precision`: {t['precision']} needs float32 weights; with "
                           "training.dtype float64 only fp32 is possible")
-    for i, e in enumerate(config.get("predict", {}).get("windows") or []):
+    for i, e in enumerate(config["predict"]["windows"] or []):
         if e >= t["epochs"]:
             raise ConfigError(f"config key `predict.windows[{i}]`: an early window of {e} epochs leaves no later "
                               f"epoch to predict (training.epochs is {t['epochs']})")
@@ -196,7 +157,7 @@ def check_semantics(config: dict) -> dict:
 
 def prediction_windows(config: dict) -> list[int]:
     """The early windows E of the prediction stage (`predict.windows`, or 1 .. min(5, epochs - 1))."""
-    windows = config.get("predict", {}).get("windows")
+    windows = config["predict"]["windows"]
     return list(windows) if windows else list(range(1, min(5, config["training"]["epochs"] - 1) + 1))
 
 
@@ -206,7 +167,7 @@ def _check_image_sizes(config: dict) -> None:
     from .models import build_model
 
     for d in config["datasets"]:
-        info = dataset_info(d, config.get("data", {}).get("image_size"))
+        info = dataset_info(d, config["data"]["image_size"])
         for i, arch in enumerate(config["architectures"]):
             try:
                 build_model(arch["name"], depth=arch.get("depth"), batchnorm=arch.get("batchnorm"),
@@ -243,7 +204,7 @@ def _fmt(x: float) -> str:
 
 def resolve_device(config: dict) -> str:
     """The config's device, with `auto` resolved without importing torch when possible."""
-    device = config.get("device", "auto")
+    device = config["device"]
     if device != "auto":
         return device
     import torch  # only when the config leaves it open
@@ -252,26 +213,25 @@ def resolve_device(config: dict) -> str:
 
 
 def expand_grid(config: dict) -> list[RunSpec]:
-    """Every run of the study, in a stable order."""
+    """Every run of the study (`config` validated, defaults filled), in a stable order."""
+    from .models import architecture_label, resolve_architecture
+
     hp, t = config["hyperparameters"], config["training"]
     precision = t.get("precision") or default_precision(t["dtype"])
     runs = []
     for arch, dataset, width, lr, dropout, wd, seed in itertools.product(
         config["architectures"], config["datasets"], config["widths"], hp["learning_rate"],
-        hp.get("dropout", [0.0]), hp.get("weight_decay", [0.0]), config["seeds"],
+        hp["dropout"], hp["weight_decay"], config["seeds"],
     ):
-        label = _arch_label(arch)
-        depth = arch.get("depth") if arch["name"] not in ("vgg", "resnet") else \
-            (arch.get("depth") or (11 if arch["name"] == "vgg" else 20))
-        bn = (arch.get("batchnorm", True) if arch["name"] == "vgg" else
-              True if arch["name"] == "resnet" else None)
+        depth, bn = resolve_architecture(arch["name"], arch.get("depth"), arch.get("batchnorm"))
+        label = architecture_label(arch["name"], depth, bn)
         run_id = f"{label}-{dataset}-w{width}-lr{_fmt(lr)}-do{_fmt(dropout)}-wd{_fmt(wd)}-s{seed}"
         if precision != default_precision(t["dtype"]):
             run_id += f"-{precision}"  # only then: run ids of configs without the key stay as they were
         assert SAFE_NAME.match(run_id), run_id
         runs.append(RunSpec(
             run_id=run_id, arch=arch["name"], arch_label=label, depth=depth, batchnorm=bn,
-            dataset=dataset, image_size=config.get("data", {}).get("image_size"), width=width,
+            dataset=dataset, image_size=config["data"]["image_size"], width=width,
             learning_rate=float(lr), dropout=float(dropout), weight_decay=float(wd), seed=int(seed),
             epochs=t["epochs"], batch_size=t["batch_size"], momentum=t["momentum"],
             crop_padding=t["crop_padding"], flip=t["flip"], subepoch_snapshots=t["subepoch_snapshots"],
@@ -283,9 +243,24 @@ def expand_grid(config: dict) -> list[RunSpec]:
     return runs
 
 
+def packs_runs(pack: str, device: str) -> bool:
+    """The packing policy (`training.pack`), stated once: `auto` packs on cuda only. On the CPU one model
+    already fills the cores and a pack costs per-model speed (bench/results/cpu_pack_choice.json); on a GPU
+    a pack of K small models runs nearly as fast as one."""
+    return pack == "always" or (pack == "auto" and device.startswith("cuda"))
+
+
 def group_size(config: dict, device: str) -> int:
-    size = config["training"].get("group_size", "auto")
+    """Runs per Snakemake training job (`training.group_size`; auto: GROUP_SIZE_AUTO)."""
+    size = config["training"]["group_size"]
     return GROUP_SIZE_AUTO["cuda" if device.startswith("cuda") else "cpu"] if size == "auto" else int(size)
+
+
+def job_groups(config: dict, runs: list[RunSpec], device: str) -> dict[str, list[RunSpec]]:
+    """The study's training jobs on `device`: packed runs need one block per job; runs trained one at a
+    time are mixed round-robin (see training_groups)."""
+    packed = packs_runs(config["training"]["pack"], device)
+    return training_groups(runs, group_size(config, device), mixed=not packed)
 
 
 def training_groups(runs: list[RunSpec], size: int, *, mixed: bool = False) -> dict[str, list[RunSpec]]:
