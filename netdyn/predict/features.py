@@ -26,13 +26,12 @@ class FeatureContext:
     """What feature builders read: the runs (indexed by run_id), their directory and input tables.
 
     Caches curves and built feature sets, so a window's ``graph+curve`` reuses its ``curve``.
-    ``tables`` maps a table name to one DataFrame per window (``{E: df}``) or to one DataFrame for all,
-    indexed by run_id.
+    ``tables`` maps a table name to one DataFrame per window (``{E: df}``), indexed by run_id.
     """
 
     runs: pd.DataFrame
     runs_dir: Path | None = None
-    tables: Mapping[str, Mapping[int, pd.DataFrame] | pd.DataFrame] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[int, pd.DataFrame]] = field(default_factory=dict)
     n_jobs: int = 1
     _curves: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _built: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict, repr=False)
@@ -55,13 +54,12 @@ class FeatureContext:
 
     def table(self, name: str, window: int) -> pd.DataFrame:
         """Input table `name` for `window`, numeric columns only, one row per run in runs order."""
-        t = self.tables.get(name)
-        if t is None:
+        per_window = self.tables.get(name)
+        if per_window is None:
             raise ValueError(f"feature set {name!r} needs the {name} summary table, which was not given")
-        if not isinstance(t, pd.DataFrame):
-            if window not in t:
-                raise ValueError(f"{name} summary: no table for window E={window} (have windows {sorted(t)})")
-            t = t[window]
+        if window not in per_window:
+            raise ValueError(f"{name} summary: no table for window E={window} (have windows {sorted(per_window)})")
+        t = per_window[window]
         if t.index.has_duplicates:
             dup = sorted(set(t.index[t.index.duplicated()]))[:5]
             raise ValueError(f"{name} summary (E={window}): duplicate rows for run(s) {dup}")
@@ -102,7 +100,7 @@ def register_feature_set(name: str) -> Callable[[FeatureBuilder], FeatureBuilder
 
 def register_table_feature_set(name: str) -> FeatureBuilder:
     """A feature set that is an input table as it is (graph summaries; later cmd, modularity):
-    ``tables[name]`` is ``{window: DataFrame indexed by run_id}`` or one DataFrame."""
+    ``tables[name]`` is ``{window: DataFrame indexed by run_id}``."""
 
     def builder(ctx: FeatureContext, window: int) -> pd.DataFrame:
         return ctx.table(name, window)
