@@ -1,0 +1,2 @@
+"""Tests of netdyn.graphs, one module per module of the package (a package, so basenames may repeat
+those of other test folders)."""
