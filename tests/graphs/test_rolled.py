@@ -13,7 +13,7 @@ from torch import nn
 from netdyn.graphs import graph_sizes, rolled_edge_arrays, rolled_graph
 from netdyn.models import build_model
 
-from .data import make_golden
+from .golden import make_golden
 from .helpers import Net, assert_edges, block_net, edge_dict, set_bn, set_kernels
 
 
@@ -122,12 +122,12 @@ def test_rolled_graph_ignores_image_size():
     assert (a.rolled_nodes, a.rolled_edges) == (b.rolled_nodes, b.rolled_edges)
 
 
-GOLDEN = np.load(Path(__file__).with_name("data") / "rolled_golden.npz")
+GOLDEN = np.load(Path(__file__).with_name("golden") / "rolled_golden.npz")
 
 
 @pytest.mark.parametrize("key", list(make_golden.ROLLED))
 def test_rolled_graph_equals_golden(key):
-    """netdyn's own models give the graphs they gave before the torch.fx walk (data/make_golden.py):
+    """netdyn's own models give the graphs they gave before the torch.fx walk (golden/make_golden.py):
     identical layers, src, dst and init scales; weights equal to 1e-12."""
     arch, kw = make_golden.ROLLED[key]
     model = make_golden.model(arch, **kw)

@@ -12,7 +12,7 @@ from torch import nn
 from netdyn.graphs import graph_sizes, unrolled_graph
 from netdyn.models import build_model
 
-from .data import make_golden
+from .golden import make_golden
 from .helpers import Net, assert_edges
 
 
@@ -68,13 +68,13 @@ def test_unrolled_refuses_huge():
         unrolled_graph(build_model("lenet", width=1), 32, max_edges=1000)
 
 
-GOLDEN = np.load(Path(__file__).with_name("data") / "rolled_golden.npz")
+GOLDEN = np.load(Path(__file__).with_name("golden") / "rolled_golden.npz")
 
 
 @pytest.mark.parametrize("key", list(make_golden.UNROLLED))
 def test_unrolled_graph_equals_golden(key):
     """Unrolled graphs of netdyn's models as before the torch.fx walk: counts and weighted sums of src,
-    dst and weight in edge order (data/make_golden.py)."""
+    dst and weight in edge order (golden/make_golden.py)."""
     arch, kw, size = make_golden.UNROLLED[key]
     g = unrolled_graph(make_golden.model(arch, image_size=size, **kw), size)
     e = g.get_edges([g.edge_index])

@@ -1,0 +1,1 @@
+"""Fixtures of the graph tests and the script that writes them."""
