@@ -1,56 +1,85 @@
 #!/usr/bin/env bash
-# The one device check of bench/train_throughput.py, for a lent GPU machine (about 7 minutes; 8 at most).
-# From the repo root:   bash bench/gpu_checks.sh        (the device tool: run(command="bash bench/gpu_checks.sh",
-#                                                         timeout_s=540); results land in $OUT)
-# Writes $OUT/train_throughput_cuda.json and $OUT/gpu_log.txt (everything printed). Without $OUT (e.g. on a
-# workstation) both go to bench/results/.
+# The one device check of the training-throughput benchmark, for a lent GPU machine: at most 475 s.
+# From the repo root:   bash bench/gpu_checks.sh
+#   (device tool: run(command="bash bench/gpu_checks.sh", timeout_s=540); results land in $OUT)
+# Dry run on the CPU (same code paths, tiny sizes, jsonschema and snakemake blocked as on the GPU image):
+#   BENCH_DRY=1 bash bench/gpu_checks.sh          (about 2 minutes on 2 cores; output in a temp dir or $OUT)
+#
+# Writes, rewritten after every measurement so that a hard stop keeps what was measured:
+#   $OUT/train_throughput_cuda.json  step 1: seed loop, single, packed K = 1, 8, 32, 128 for lenet and vgg11bn at
+#                                    widths 1 and 4 (RunSpec's default precision, tf32), then bf16 and fp32 at
+#                                    the largest K of each (arch, width); TFLOP/s and fraction of the device's peak
+#   $OUT/paper_projection_cuda.json  step 2: projected hours of config/paper.yaml on this device
+#   $OUT/gpu_log.txt                 everything printed
+# Without $OUT (e.g. on a workstation) they go to bench/results/.
 #
 # Python: $PY if set, else .venv/bin/python when it is there and sees the GPU, else python3 (the GPU image's
-# Python holds torch, torchvision, pandas, safetensors, scikit-learn, PyYAML, pytest; not jsonschema, which the
-# benchmark does without). Every step has its own timeout, so a slow step cannot eat the lease.
-set -euo pipefail
+# Python has torch, torchvision, pandas, safetensors, scikit-learn, PyYAML; not jsonschema or snakemake, which
+# the benchmark does without). Every step has its own timeout; step 2 gets whatever step 1 left of the 475 s.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-bench/results}"
+TOTAL=475
+if [ -n "${BENCH_DRY:-}" ]; then
+    OUT="${OUT:-$(mktemp -d /tmp/gpu-checks-dry.XXXXXX)}"
+    DEVICE=cpu
+    PY="${PY:-.venv/bin/python}"
+    BLOCK="$(mktemp -d /tmp/gpu-checks-block.XXXXXX)"  # modules the GPU image lacks, made unimportable
+    for m in jsonschema snakemake; do
+        mkdir -p "$BLOCK/$m"
+        echo "raise ModuleNotFoundError(\"No module named '$m' (blocked: BENCH_DRY simulates the GPU image)\", name='$m')" \
+            > "$BLOCK/$m/__init__.py"
+    done
+    export PYTHONPATH="$BLOCK${PYTHONPATH:+:$PYTHONPATH}"
+    TABLE=(--archs lenet vgg --widths 1 --ks 1 2 --images 256 --test-images 64 --workers 0 --time-budget 40
+           --config-grace 10 --profile-steps 1 --precisions bf16 fp32 --precision-budget 20)
+    PROJ=(--proj-warmup 1 --proj-steps 2 --proj-eval-images 64 --config-grace 5 --proj-blocks lenet:1 vgg11bn:1)
+    PROJ_BUDGET_CAP=25
+else
+    OUT="${OUT:-bench/results}"
+    DEVICE=cuda
+    if [ -z "${PY:-}" ]; then
+        PY=python3
+        if [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+            PY=.venv/bin/python
+        fi
+    fi
+    # main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
+    TABLE=(--archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 10000 --test-images 256 --workers 4
+           --time-budget 150 --config-grace 15 --profile-steps 10 --precisions bf16 fp32 --precision-budget 60)
+    PROJ=(--proj-warmup 5 --proj-steps 30 --proj-eval-images 2048 --config-grace 15)
+    PROJ_BUDGET_CAP=400
+fi
 mkdir -p "$OUT"
 LOG="$OUT/gpu_log.txt"
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1
-
-if [ -z "${PY:-}" ]; then  # PY=... in the environment overrides
-    PY=python3
-    if [ -x .venv/bin/python ] && .venv/bin/python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
-        PY=.venv/bin/python
-    fi
-fi
-echo "== $(date -u '+%F %T') UTC; python: $PY; $(nproc) CPUs"
-timeout 30 nvidia-smi || echo "nvidia-smi failed ($?)"
-timeout 60 "$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' \
-    || echo "torch/cuda check failed ($?)"
-
-# 1. main table (<= 130 s + 20 s grace), A/B of cudnn.benchmark / TF32 at width 1 (<= 25 s + 20 s), projection
-#    of the paper grid (<= 140 s + 20 s, planning not counted): about 6.5 minutes at most with start-up;
-#    420 s hard stop.
-#    The JSON is rewritten after every measurement, so a hard stop still leaves what was measured.
-status=0
 SECONDS=0
-timeout 420 "$PY" bench/train_throughput.py --device cuda \
-    --archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 20000 --test-images 256 --workers 4 \
-    --time-budget 130 --config-grace 20 --profile-steps 10 \
-    --ab-flags --ab-budget 25 \
-    --project config/paper.yaml --project-budget 140 --proj-warmup 5 --proj-steps 200 --proj-seconds 0.6 \
-    --proj-eval-images 2048 --no-pack-check \
-    --machine-label "lent GPU machine (bench/gpu_checks.sh)" \
-    --out "$OUT/train_throughput_cuda.json" || status=$?
-echo "== benchmark: exit $status after ${SECONDS}s"
-
-# 2. optional: the packed-vs-alone equivalence tests, where they exist and this Python can run them (they need
-#    jsonschema, which the stock GPU image lacks; as written they train on the CPU)
-if [ -f tests/test_train.py ] && "$PY" -c 'import jsonschema, pytest' 2>/dev/null; then
-    SECONDS=0
-    timeout 60 "$PY" -m pytest tests/test_train.py -q -p no:cacheprovider \
-        -k "equivalence or packed_equals_solo or solo_run_is_plain_sgd" || echo "== equivalence tests: exit $?"
-    echo "== equivalence tests took ${SECONDS}s"
-else
-    echo "== equivalence tests skipped (no tests/test_train.py, or no jsonschema/pytest for $PY)"
+echo "== $(date -u '+%F %T') UTC; device $DEVICE; python $PY; $(nproc) CPUs; out $OUT; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+if [ "$DEVICE" = cuda ]; then
+    timeout 15 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv || echo "nvidia-smi failed ($?)"
 fi
+
+# 1. main table and precision variants
+timeout 265 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
+    --machine-label "lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}" \
+    --out "$OUT/train_throughput_$DEVICE.json"
+status=$?
+echo "== step 1 (table): exit $status after ${SECONDS}s"
+
+# 2. projection of the paper grid with what is left (start-up, planning and grace take ~40 s of it)
+left=$((TOTAL - SECONDS))
+budget=$((left - 45 < PROJ_BUDGET_CAP ? left - 45 : PROJ_BUDGET_CAP))
+if [ "$budget" -ge 20 ]; then
+    timeout "$left" "$PY" bench/train_throughput.py --device "$DEVICE" --no-table --project config/paper.yaml \
+        --project-budget "$budget" "${PROJ[@]}" \
+        --machine-label "lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}" \
+        --out "$OUT/paper_projection_$DEVICE.json"
+    s2=$?
+    echo "== step 2 (projection, budget ${budget}s): exit $s2 after ${SECONDS}s"
+    [ "$status" -eq 0 ] && status=$s2
+else
+    echo "== step 2 (projection) skipped: only ${left}s left"
+fi
+echo "== done after ${SECONDS}s; files in $OUT:"
+ls -la "$OUT"
 exit "$status"
