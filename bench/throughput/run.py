@@ -118,7 +118,9 @@ def _precision_variants(rec: Recorder, dev, archs, widths, precisions, train_d, 
                 specs = bench_specs(arch, width, base["k"], precision=prec)
                 r = rec.attempt("batched+" + prec, arch, width, base["k"], lambda: measure_trainer(
                     specs, train_d, test_d, info, dev, end + grace, repeats=repeats), strict, "precision budget")
-                if r:
+                if r and r["trainer_precision"] != prec:
+                    rec.skip("batched+" + prec, arch, width, base["k"], "PackTrainer does not apply RunSpec.precision")
+                elif r:
                     rec.add({"loop": "batched", "variant": prec, "precision": prec,
                              **{kk: base[kk] for kk in ("arch", "arch_label", "width", "train_flops_per_image")}, **r,
                              "speedup_vs_" + base["precision"]: r["images_per_s_total"] / base["images_per_s_total"]})

@@ -226,7 +226,8 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
         seconds = min(all_s)
         rec = {"k": k, "images_timed_per_model": n, "steps_timed": spe, "seconds": seconds, "seconds_all": all_s,
                "images_per_s_per_model": n / seconds, "images_per_s_total": k * n / seconds,
-               "build_seconds": build_s, "warmup_epoch_seconds": t[1] - t[0]}
+               "build_seconds": build_s, "warmup_epoch_seconds": t[1] - t[0],
+               "trainer_precision": getattr(trainer, "precision", None)}  # what the trainer applied
         spans = [v[1] - v[0] for v in probe.step_spans.values() if len(v) == 2]
         if spans:  # steps 2..last of the fastest timed epoch: the training loop without per-epoch work
             steps_s = min(spans)
