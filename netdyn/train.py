@@ -34,10 +34,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import RunSpec
+from .config import RunSpec, default_precision
 from .data import DatasetInfo, ImageData, load_dataset
 from .models import build_model
 from .packed import load_member_state, member_state, pack_inputs, pack_models
+from .precision import autocast, set_tf32
 from .trajectory import TrajectoryWriter
 
 log = logging.getLogger("netdyn.train")
@@ -127,6 +128,7 @@ def _check_same_run(run_dir: Path, spec: RunSpec) -> None:
     cfg = run_dir / "config.json"
     if cfg.exists():
         old = json.loads(cfg.read_text())["run"]
+        old.setdefault("precision", default_precision(old.get("dtype", "float32")))  # made before the key existed
         diff = {k: (old.get(k), v) for k, v in spec.to_dict().items() if old.get(k) != v}
         if diff:
             raise RunMismatchError(
@@ -136,7 +138,11 @@ def _check_same_run(run_dir: Path, spec: RunSpec) -> None:
 
 @torch.no_grad()
 def evaluate(model, test: ImageData, k: int, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test loss and accuracy of every member, on the device: shapes (K,), (K,)."""
+    """Test loss and accuracy of every member, on the device: shapes (K,), (K,).
+
+    It runs in the caller's autocast context: PackTrainer evaluates under the run's precision (bf16 runs
+    under bfloat16 autocast), so a run is tested in the arithmetic it trains in, and on a GPU the test pass
+    gets bf16's speed too."""
     model.eval()
     loss = torch.zeros(k, device=test.x.device, dtype=torch.float64)
     correct = torch.zeros(k, device=test.x.device, dtype=torch.float64)
@@ -195,6 +201,7 @@ class PackTrainer:
         self.k = len(specs)
         self.hooks = hooks
         self.dtype = getattr(torch, specs[0].dtype)
+        self.precision = specs[0].precision  # see netdyn/precision.py
         self.members: list[MemberState] = []
         models = []
         for spec in specs:
@@ -286,7 +293,8 @@ class PackTrainer:
         return flat.cpu().numpy()
 
     def _snapshot(self, epoch_label: float, sums: torch.Tensor, counts: int) -> None:
-        test_loss, test_acc = evaluate(self.model, self.test, self.k)
+        with autocast(self.precision, self.device):
+            test_loss, test_acc = evaluate(self.model, self.test, self.k)
         stats = torch.stack([test_loss, test_acc, sums[0], sums[1]]).cpu().numpy()
         active = self.active.cpu().numpy()
         rows = None
@@ -312,6 +320,7 @@ class PackTrainer:
 
     def fit(self) -> None:
         spec0 = self.specs[0]
+        set_tf32(self.precision, self.device)  # process-global: set for this pack, whatever trained before it
         steps_per_epoch = math.ceil(self.n / spec0.batch_size)
         start = self.members[0].epoch
         if start == 0:
@@ -334,8 +343,9 @@ class PackTrainer:
                             flip[:, sl].reshape(-1), size).view(self.k, b, *self.padded.shape[1:2], size, size)
                 y = self.train_y[idx]
                 self.model.randomness.step = self.step
-                out = self.model(pack_inputs(x))
-                losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
+                with autocast(self.precision, self.device):  # bf16: forward and loss only; the step stays float32
+                    out = self.model(pack_inputs(x))
+                    losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
                 finite = torch.isfinite(losses) & (losses < DIVERGED_LOSS)
                 self.active &= finite
                 torch.where(self.active, losses, 0.0).sum().backward()
@@ -450,7 +460,6 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest grouped-conv kernels
-        torch.backends.cuda.matmul.allow_tf32 = True
     results, todo, resume_epochs = [], [], {}
     for s in specs:
         done = out_dir / s.run_id / "result.json"
