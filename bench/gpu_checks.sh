@@ -6,10 +6,11 @@
 #   BENCH_DRY=1 bash bench/gpu_checks.sh          (about 2 minutes on 2 cores; output in a temp dir or $OUT)
 #
 # Writes, rewritten after every measurement so that a hard stop keeps what was measured:
-#   $OUT/train_throughput_cuda.json  step 1: seed loop, single, packed K = 1, 8, 32, 128 for lenet and vgg11bn at
+#   $OUT/train_throughput_cuda_<gpu>.json  step 1: seed loop, single, packed K = 1, 8, 32, 128 for lenet and vgg11bn at
 #                                    widths 1 and 4 (RunSpec's default precision, tf32), then bf16 and fp32 at
 #                                    the largest K of each (arch, width); TFLOP/s and fraction of the device's peak
-#   $OUT/paper_projection_cuda.json  step 2: projected hours of config/paper.yaml on this device
+#   $OUT/paper_projection_cuda_<gpu>.json  step 2: projected hours of config/paper.yaml on this device, at the
+#                                    config's precision (tf32), or at $PROJ_PRECISION when set (e.g. bf16)
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/.
 #
@@ -55,14 +56,17 @@ exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1
 SECONDS=0
 echo "== $(date -u '+%F %T') UTC; device $DEVICE; python $PY; $(nproc) CPUs; out $OUT; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+TAG=$DEVICE
 if [ "$DEVICE" = cuda ]; then
     timeout 15 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv || echo "nvidia-smi failed ($?)"
+    gpu=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|a100' | head -1)
+    TAG="cuda${gpu:+_${gpu,,}}"  # e.g. cuda_h100: the file names say which card measured them
 fi
 
 # 1. main table and precision variants
 timeout 265 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
     --machine-label "lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}" \
-    --out "$OUT/train_throughput_$DEVICE.json"
+    --out "$OUT/train_throughput_$TAG.json"
 status=$?
 echo "== step 1 (table): exit $status after ${SECONDS}s"
 
@@ -71,9 +75,9 @@ left=$((TOTAL - SECONDS))
 budget=$((left - 45 < PROJ_BUDGET_CAP ? left - 45 : PROJ_BUDGET_CAP))
 if [ "$budget" -ge 20 ]; then
     timeout "$left" "$PY" bench/train_throughput.py --device "$DEVICE" --no-table --project config/paper.yaml \
-        --project-budget "$budget" "${PROJ[@]}" \
+        --project-budget "$budget" "${PROJ[@]}" ${PROJ_PRECISION:+--project-precision "$PROJ_PRECISION"} \
         --machine-label "lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}" \
-        --out "$OUT/paper_projection_$DEVICE.json"
+        --out "$OUT/paper_projection_$TAG${PROJ_PRECISION:+_$PROJ_PRECISION}.json"
     s2=$?
     echo "== step 2 (projection, budget ${budget}s): exit $s2 after ${SECONDS}s"
     [ "$status" -eq 0 ] && status=$s2

@@ -9,7 +9,7 @@ Two modes:
   step 1 to the end of the last step is timed too (the training loop alone).
 * step mode (:func:`measure_steps`, the projection): one short epoch of warm-up + timed steps, then that
   epoch's snapshot (tiny test set: mostly trajectory rows) and its K checkpoints, each timed; test-set
-  evaluation is timed with ``netdyn.train.evaluate`` on the trained pack.
+  evaluation is timed with ``netdyn.train.evaluate`` on the trained pack, in the runs' precision.
 
 Every clock read that covers device work follows ``torch.cuda.synchronize()``; hooks synchronise only at the
 steps they time, so the other steps run as they do in training.
@@ -29,6 +29,7 @@ from torch import nn
 from netdyn.config import RunSpec
 from netdyn.data import DatasetInfo, ImageData
 from netdyn.models import build_model
+from netdyn.precision import autocast
 from netdyn.train import PackTrainer, TrainerHooks, evaluate, model_kwargs
 
 from .common import OverTime, Stop, cleanup, now, sync
@@ -267,12 +268,13 @@ def measure_steps(specs: list[RunSpec], info: DatasetInfo, device: torch.device,
         if probe.t_checkpoints is None:
             raise RuntimeError("fit() ended before the measurement finished (every member diverged?)")
         step_s = (probe.t1 - probe.t0) / steps
-        evaluate(trainer.model, eval_data, k)  # warm-up
-        sync(device)
-        t = now()
-        evaluate(trainer.model, eval_data, k)
-        sync(device)
-        eval_s = now() - t
+        with autocast(specs[0].precision, device):  # as PackTrainer evaluates: in the run's precision
+            evaluate(trainer.model, eval_data, k)  # warm-up
+            sync(device)
+            t = now()
+            evaluate(trainer.model, eval_data, k)
+            sync(device)
+            eval_s = now() - t
         rec = {"k": k, "step_seconds": step_s, "timed_steps": steps,
                "images_per_s_per_model": bs / step_s, "images_per_s_total": k * bs / step_s,
                "eval_images_per_s_per_model": len(eval_data) / eval_s,
