@@ -1,7 +1,7 @@
 """Temporal graph summaries of training (methods.md §1): one weighted graph per snapshot, node
 properties, a size-independent "graph signature", and the early-epoch summary a predictor reads.
 
-    g = rolled_graph(model)                 # graph_tool.Graph, undirected, weighted   (rolled)
+    g = rolled_graph(model)                 # any traceable nn.Module -> graph_tool.Graph  (rolled, walk)
     props = node_properties(g)              # DataFrame, one row per node              (properties)
     sig = signature(props)                  # {"features.0.eigenvector.mean": ...}     (signatures)
     sigs = snapshot_signatures(traj)        # one row per snapshot of a Trajectory     (extract)
@@ -29,6 +29,7 @@ _EXPORTS = {
     "signatures": ("signature",),
     "properties": ("KATZ_FRACTION", "node_properties", "perron_vector"),
     "rolled": ("rolled_graph", "rolled_graph_from_trajectory", "rolled_edge_arrays"),
+    "steps": ("UnsupportedOperation",),
     "unrolled": ("unrolled_graph", "graph_sizes"),
     "extract": ("snapshot_signatures", "extract_run", "extract_runs"),
 }

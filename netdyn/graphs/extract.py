@@ -18,8 +18,9 @@ import pandas as pd
 from ..trajectory import DATA_FILE, MANIFEST_FILE, Trajectory, TrajectoryError
 from .columns import META_COLUMNS
 from .properties import node_properties
-from .rolled import _flat_getter, _trajectory_plan
+from .rolled import trajectory_plan
 from .signatures import signature
+from .tensors import flat_getter
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def snapshot_signatures(traj: Trajectory, max_epoch: float = 5.0, *, threads: in
 
     The graph is built once and only its weights are replaced per snapshot (same structure).
     """
-    plan = _trajectory_plan(traj)
+    plan = trajectory_plan(traj)
     snaps = traj.snapshots
     snaps = snaps[snaps["epoch"] <= max_epoch + 1e-9]
     rows, g = [], None
@@ -39,7 +40,7 @@ def snapshot_signatures(traj: Trajectory, max_epoch: float = 5.0, *, threads: in
         if not np.isfinite(row).all():
             log.warning("run %s: snapshot %d (epoch %g) has non-finite weights; skipped", traj.run_id, idx, epoch)
             continue
-        w = plan.weights(_flat_getter(traj, row))
+        w = plan.weights(flat_getter(traj, row))
         if g is None:
             g = plan.graph(w)
         else:

@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from .rolled import Getter, _bn_gain, _make_graph, _meta_model, _RolledPlan, _state_getter
-from .walk import _Block, _Conv, _in_channels, _Linear, _Pool, _walk
+from .rolled import RolledPlan, make_graph, meta_model
+from .steps import Conv, Linear, Pool, Step, UnsupportedOperation
+from .tensors import Getter, bn_gain, state_getter
+from .walk import walk
 
 
 def _taps(n_in: int, k: int, s: int, p: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -52,34 +54,26 @@ class _Grid:
 class _UnrolledPlan:
     """Unrolled layers and edge ops; counts by arithmetic, edges only on request."""
 
-    def __init__(self, steps: list, image_size: int):
-        c = _in_channels(steps)
+    def __init__(self, steps: list[Step], image_size: int):
+        c = steps[0].channels
         self.names, self.sizes, self.ops = ["input"], [c * image_size * image_size], []
-        cur: _Grid | int = _Grid(0, c, image_size, image_size)
-        for s in steps:
-            if isinstance(s, _Conv):
-                cur = self._conv(cur, s, s.name)
-            elif isinstance(s, _Block):
-                inp = cur
-                mid = self._conv(inp, s.conv1, s.conv1.name)
-                cur = self._conv(mid, s.conv2, s.conv2.name)
-                if s.shortcut is None:
-                    if (inp.c, inp.h, inp.w) != (cur.c, cur.h, cur.w):
-                        raise TypeError(f"{s.name}: identity shortcut between different shapes")
-                    self.ops.append(("identity", inp, cur, None, inp.c * inp.h * inp.w))
+        out: list[_Grid | int] = [_Grid(0, c, image_size, image_size)]  # every step's output nodes
+        for s in steps[1:]:
+            if isinstance(s, Conv):
+                out.append(self._conv(out[s.src], s))
+            elif isinstance(s, Pool):
+                out.append(self._pool(out[s.src], s))
+            elif isinstance(s, Linear):
+                out.append(self._linear(out[s.src], s, image_size))
+            else:
+                inp, cur = out[s.src], out[s.dst]
+                if s.conv is not None:
+                    self._conv(inp, s.conv, out=cur)
+                elif (inp.c, inp.h, inp.w) != (cur.c, cur.h, cur.w):
+                    raise UnsupportedOperation(f"{s.name}: identity shortcut between different shapes")
                 else:
-                    self._conv(inp, s.shortcut, s.shortcut.name, out=cur)
-            elif isinstance(s, _Pool):
-                cur = self._pool(cur, s)
-            elif isinstance(s, _Linear):
-                n_in = cur.c * cur.h * cur.w if isinstance(cur, _Grid) else self.sizes[cur]
-                if n_in != s.in_features:
-                    raise TypeError(f"{s.name}: expects {s.in_features} inputs, the unrolled graph at "
-                                    f"image_size={image_size} has {n_in}")
-                src = cur.offset if isinstance(cur, _Grid) else self.offset(cur)
-                layer = self._layer(s.name, s.out_features)
-                self.ops.append(("linear", (src, n_in), layer, s, n_in * s.out_features))
-                cur = layer
+                    self.ops.append(("identity", inp, cur, None, inp.c * inp.h * inp.w))
+                out.append(cur)
 
     def offset(self, layer: int) -> int:
         return int(sum(self.sizes[:layer]))
@@ -94,26 +88,43 @@ class _UnrolledPlan:
         self._layer(name, c * h * w)
         return _Grid(off, c, h, w)
 
-    def _conv(self, inp: _Grid, s: _Conv, name: str, out: _Grid | None = None) -> _Grid:
+    def _conv(self, inp: _Grid, s: Conv, out: _Grid | None = None) -> _Grid:
+        if s.dilation != (1, 1) or isinstance(s.padding, str) or s.padding_mode != "zeros":
+            raise UnsupportedOperation(f"{s.name}: the unrolled graph needs plain convs (dilation 1, numeric "
+                                       f"zero padding)")
         ty = _taps(inp.h, s.kernel[0], s.stride[0], s.padding[0])
         tx = _taps(inp.w, s.kernel[1], s.stride[1], s.padding[1])
         if out is None:
-            out = self._grid(name, s.out_channels, ty[0], tx[0])
+            out = self._grid(s.name, s.out_channels, ty[0], tx[0])
         elif (out.h, out.w) != (ty[0], tx[0]):
-            raise TypeError(f"{name}: output {ty[0]}x{tx[0]} does not match the block output {out.h}x{out.w}")
+            raise UnsupportedOperation(f"{s.name}: output {ty[0]}x{tx[0]} does not match the block output "
+                                       f"{out.h}x{out.w}")
         self.ops.append(("conv", inp, out, (s, ty, tx), s.out_channels * s.in_channels * ty[1].size * tx[1].size))
         return out
 
-    def _pool(self, inp: _Grid, s: _Pool) -> _Grid:
-        if s.kind == "avg":
+    def _pool(self, inp: _Grid, s: Pool) -> _Grid:
+        if s.kind == "adaptive_avg" and s.output_size == (1, 1):
             out = self._grid(s.name, inp.c, 1, 1)
             self.ops.append(("avgpool", inp, out, None, inp.c * inp.h * inp.w))
             return out
+        if s.kind != "max" or s.kernel is None or s.dilation != (1, 1) or s.ceil_mode:
+            raise UnsupportedOperation(f"{s.name}: the unrolled graph supports max pooling (module, no dilation "
+                                       f"or ceil_mode) and global average pooling only, not this {s.kind} pool")
         ty = _taps(inp.h, s.kernel[0], s.stride[0], s.padding[0])
         tx = _taps(inp.w, s.kernel[1], s.stride[1], s.padding[1])
         out = self._grid(s.name, inp.c, ty[0], tx[0])
         self.ops.append(("maxpool", inp, out, (ty, tx), inp.c * ty[1].size * tx[1].size))
         return out
+
+    def _linear(self, inp: _Grid | int, s: Linear, image_size: int) -> int:
+        n_in = inp.c * inp.h * inp.w if isinstance(inp, _Grid) else self.sizes[inp]
+        if n_in != s.in_features:
+            raise UnsupportedOperation(f"{s.name}: expects {s.in_features} inputs, the unrolled graph at "
+                                       f"image_size={image_size} has {n_in}")
+        src = inp.offset if isinstance(inp, _Grid) else self.offset(inp)
+        layer = self._layer(s.name, s.out_features)
+        self.ops.append(("linear", (src, n_in), layer, s, n_in * s.out_features))
+        return layer
 
     @property
     def n_nodes(self) -> int:
@@ -132,7 +143,7 @@ class _UnrolledPlan:
                 ci = np.arange(inp.c)[None, :, None, None]
                 oy, ky, iy = (a[None, None, :, None] for a in (oy, ky, iy))
                 ox, kx, ix = (a[None, None, None, :] for a in (ox, kx, ix))
-                w = np.abs(get(f"{s.name}.weight")) * np.reshape(_bn_gain(get, s), (-1, 1, 1, 1))
+                w = np.abs(get(f"{s.name}.weight")) * np.reshape(bn_gain(get, s), (-1, 1, 1, 1))
                 shape = (out.c, inp.c, oy.shape[2], ox.shape[3])
                 src = np.broadcast_to(inp.ids(ci, iy, ix), shape)
                 dst = np.broadcast_to(out.ids(co, oy, ox), shape)
@@ -153,10 +164,10 @@ class _UnrolledPlan:
                 src, dst, wt, scale = inp.offset + np.arange(n), out.offset + np.arange(n), np.ones(n), 1.0
             else:  # linear
                 (src0, n_in), s = inp, info
-                w = get(f"{s.name}.weight")
+                w = np.abs(get(f"{s.name}.weight")) * np.reshape(bn_gain(get, s), (-1, 1))
                 src = src0 + np.tile(np.arange(n_in), s.out_features)
                 dst = self.offset(out) + np.repeat(np.arange(s.out_features), n_in)
-                wt, scale = np.abs(w).ravel(), 1.0 / math.sqrt(3 * n_in)
+                wt, scale = w.ravel(), 1.0 / math.sqrt(3 * n_in)
             srcs.append(np.ravel(src))
             dsts.append(np.ravel(dst))
             ws.append(np.ravel(np.broadcast_to(wt, np.shape(src))))
@@ -167,13 +178,13 @@ class _UnrolledPlan:
 def unrolled_graph(model: nn.Module, image_size: int, *, max_edges: int = 20_000_000) -> gt.Graph:
     """Neuron-level graph (module docstring), the baseline the rolled graph replaces; refuses graphs
     above max_edges (use graph_sizes to see why)."""
-    plan = _UnrolledPlan(_walk(model), image_size)
+    plan = _UnrolledPlan(walk(model), image_size)
     if plan.n_edges > max_edges:
         raise ValueError(f"unrolled graph would have {plan.n_edges} edges (> max_edges={max_edges}); "
                          f"use graph_sizes() for its size")
-    src, dst, w, scale = plan.edges(_state_getter(model.state_dict()))
+    src, dst, w, scale = plan.edges(state_getter(model.state_dict()))
     layer = np.repeat(np.arange(len(plan.sizes)), plan.sizes)
-    return _make_graph(layer, plan.names, plan.sizes, src, dst, w, scale)
+    return make_graph(layer, plan.names, plan.sizes, src, dst, w, scale)
 
 
 def graph_sizes(arch: str, widths: Iterable[int] = (1, 2, 4, 8), image_size: int = 32, in_channels: int = 3,
@@ -182,9 +193,9 @@ def graph_sizes(arch: str, widths: Iterable[int] = (1, 2, 4, 8), image_size: int
     so any width is instant); tests check the arithmetic against built graphs."""
     rows = []
     for w in widths:
-        steps = _walk(_meta_model(dict(arch=arch, width=w, image_size=image_size, in_channels=in_channels,
-                                       **model_kwargs)))
-        r, u = _RolledPlan(steps), _UnrolledPlan(steps, image_size)
+        steps = walk(meta_model(dict(arch=arch, width=w, image_size=image_size, in_channels=in_channels,
+                                     **model_kwargs)))
+        r, u = RolledPlan(steps), _UnrolledPlan(steps, image_size)
         rows.append({"arch": arch, "width": w, "image_size": image_size, "in_channels": in_channels,
                      "rolled_nodes": r.n_nodes, "rolled_edges": r.n_edges,
                      "unrolled_nodes": u.n_nodes, "unrolled_edges": u.n_edges,

@@ -91,3 +91,19 @@ def test_diverged_snapshots_are_skipped(tmp_path):
         state, epoch=2.0, step=2, label="epoch 2")
     sigs = snapshot_signatures(Trajectory.open(run_dir), max_epoch=5)
     assert list(sigs["epoch"]) == [0.0, 1.0]
+
+
+def test_walk_runs_once_per_architecture(tmp_path, monkeypatch):
+    """The fx walk (and shape propagation) runs once per architecture, not per snapshot or per run."""
+    import netdyn.graphs.rolled as rolled
+
+    calls = []
+    real_walk = rolled.walk
+    monkeypatch.setattr(rolled, "walk", lambda *a, **k: calls.append(a) or real_walk(*a, **k))
+    rolled._architecture_plan.cache_clear()
+    first = extract_run(write_run(tmp_path, "run-a"))
+    second = extract_run(write_run(tmp_path, "run-b"))
+    rolled_graph_from_trajectory(Trajectory.open(tmp_path / "run-a"), 2)
+    assert len(first) == len(second) == 4 and len(calls) == 1
+    extract_run(write_run(tmp_path, "run-c", arch={**ARCH, "width": 2}))
+    assert len(calls) == 2

@@ -1,0 +1,34 @@
+"""Reading a model's tensors by name, from a live model or straight from a trajectory row, as float64:
+the rolled and unrolled graphs compute their edge weights from these."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..trajectory import Trajectory
+from .steps import Conv, Linear
+
+Getter = Callable[[str], np.ndarray]
+
+
+def state_getter(state: dict[str, torch.Tensor]) -> Getter:
+    return lambda name: state[name].detach().cpu().numpy().astype(np.float64)
+
+
+def flat_getter(traj: Trajectory, row: np.ndarray) -> Getter:
+    entries = {t["name"]: t for t in traj.tensors}
+
+    def get(name: str) -> np.ndarray:
+        t = entries[name]
+        return np.asarray(row[t["offset"]:t["offset"] + t["numel"]], dtype=np.float64).reshape(t["shape"])
+    return get
+
+
+def bn_gain(get: Getter, step: Conv | Linear) -> np.ndarray | float:
+    """Per-channel |γ / sqrt(running_var + eps)| of the BN folded into a conv or linear; 1 without one."""
+    if step.bn is None:
+        return 1.0
+    return np.abs(get(f"{step.bn}.weight")) / np.sqrt(get(f"{step.bn}.running_var") + step.bn_eps)
