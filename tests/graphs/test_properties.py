@@ -11,11 +11,11 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from netdyn.graphs import PROPERTIES, node_properties, perron_vector, rolled_graph
+from netdyn.graphs import KATZ_FRACTION, PROPERTIES, node_properties, perron_vector, rolled_graph
 from netdyn.graphs.properties import adjacency
 from netdyn.models import build_model
 
-from .helpers import Net, block_net, dense_perron, plain_graph
+from .helpers import Net, block_net, dense_adjacency, dense_perron, plain_graph
 
 
 def _check_against_dense(g):
@@ -106,3 +106,41 @@ def test_node_properties_columns_and_strength():
     np.testing.assert_allclose(props["katz"], x / np.linalg.norm(x), rtol=1e-4)
     assert (props["clustering"] == 0).all()  # bipartite
     assert props.groupby("layer_name", sort=False).size().to_dict()["input"] == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# PageRank and Katz against dense linear algebra on a small weighted graph
+# ----------------------------------------------------------------------------------------------
+
+WEIGHTED_EDGES = [(0, 1), (1, 2), (2, 0), (2, 3), (3, 4), (4, 5), (5, 6), (6, 3), (1, 5)]
+WEIGHTS = [5.0, 0.2, 1.0, 3.0, 0.5, 2.0, 0.1, 4.0, 0.7]  # unequal, so that ignoring them shows
+CENTRALITY_ATOL = 1e-6  # graph-tool iterates to a total change of 1e-6
+
+
+def pagerank_reference(a: np.ndarray, damping: float = 0.85) -> np.ndarray:
+    """x_v = (1 − d)/N + d Σ_u a_vu x_u / s_u with s the weighted degree: (I − d·A·D⁻¹) x = (1 − d)/N·1."""
+    n = a.shape[0]
+    return np.linalg.solve(np.eye(n) - damping * a / a.sum(axis=0)[None, :], np.full(n, (1 - damping) / n))
+
+
+def katz_reference(a: np.ndarray, fraction: float) -> np.ndarray:
+    """x = (I − αA)⁻¹ 1 with α = fraction/λ_max, scaled to unit L2 norm (graph-tool's norm=True)."""
+    alpha = fraction / np.linalg.eigvalsh(a)[-1]
+    x = np.linalg.solve(np.eye(a.shape[0]) - alpha * a, np.ones(a.shape[0]))
+    return x / np.linalg.norm(x)
+
+
+def test_weighted_pagerank_and_katz_against_dense():
+    g = plain_graph(WEIGHTED_EDGES, 7, WEIGHTS)
+    a = dense_adjacency(g)
+    props = node_properties(g)
+    pr, katz = pagerank_reference(a), katz_reference(a, KATZ_FRACTION)
+    np.testing.assert_allclose(props["pagerank"], pr, atol=CENTRALITY_ATOL, rtol=0)
+    np.testing.assert_allclose(props["katz"], katz, atol=CENTRALITY_ATOL, rtol=0)
+    assert KATZ_FRACTION == 0.5  # the documented α = 0.5/λ_max
+    # the references tell the weighted centralities from unweighted ones and from another α
+    unweighted = (a > 0).astype(float)
+    assert np.abs(pagerank_reference(unweighted) - pr).max() > 100 * CENTRALITY_ATOL
+    assert np.abs(katz_reference(unweighted, KATZ_FRACTION) - katz).max() > 100 * CENTRALITY_ATOL
+    assert np.abs(katz_reference(a, KATZ_FRACTION / 2) - katz).max() > 100 * CENTRALITY_ATOL
+    np.testing.assert_allclose(props["strength"], a.sum(axis=1), rtol=1e-12)

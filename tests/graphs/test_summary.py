@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,3 +45,26 @@ def test_temporal_summary_window_and_fixed_epochs():
     assert out.loc["b", "d(x)@e1"] == 10 and out.loc["b", ["x@e2", "x@e3"]].isna().all()
     with pytest.raises(ValueError, match="run a"):
         temporal_summary(pd.concat([sigs, sigs.iloc[[1]]]), window=1)
+
+
+def test_summary_imports_without_graph_tool_or_torch(child_env):
+    """The prediction stage's env has neither graph-tool nor torch: ``from netdyn.graphs import
+    temporal_summary`` and ``import netdyn.graphs.summary`` must not load them."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["graph_tool"] = None  # any import of graph_tool now raises ImportError
+        sys.modules["torch"] = None
+        import netdyn.graphs.summary
+        from netdyn.graphs import META_COLUMNS, temporal_summary
+        import pandas as pd
+        sigs = pd.DataFrame({"run_id": ["a", "a"], "snapshot": [0, 1], "epoch": [0.0, 1.0], "x": [1.0, 3.0]})
+        out = temporal_summary(sigs, window=1)
+        assert out.loc["a", "d(x)@e1"] == 2.0, out
+        assert META_COLUMNS == ("run_id", "snapshot", "epoch")
+        try:
+            from netdyn.graphs import node_properties
+        except ImportError:
+            print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
