@@ -18,7 +18,7 @@ import pandas as pd
 from ..trajectory import DATA_FILE, MANIFEST_FILE, Trajectory, TrajectoryError
 from .columns import META_COLUMNS
 from .properties import node_properties
-from .rolled import trajectory_plan
+from .rolled import architecture_key, trajectory_plan
 from .signatures import signature
 from .tensors import flat_getter
 
@@ -50,10 +50,6 @@ def snapshot_signatures(traj: Trajectory, max_epoch: float = 5.0, *, threads: in
     return pd.DataFrame(rows, columns=None if rows else list(META_COLUMNS))
 
 
-def _arch_key(arch: dict) -> dict:
-    return {k: v for k, v in arch.items() if k != "dropout"}  # dropout changes no tensor
-
-
 def extract_run(run_dir: str | Path, max_epoch: float = 5.0, *, arch: dict | None = None,
                 threads: int | None = None, clustering: bool = True) -> pd.DataFrame:
     """snapshot_signatures of one run directory, after checks that fail fast (TrajectoryError naming
@@ -70,7 +66,7 @@ def extract_run(run_dir: str | Path, max_epoch: float = 5.0, *, arch: dict | Non
     if cfg.exists():
         expected.append((str(cfg), json.loads(cfg.read_text()).get("model")))
     for source, want in expected:
-        if want is not None and _arch_key(want) != _arch_key(traj.arch):
+        if want is not None and architecture_key(want) != architecture_key(traj.arch):
             raise TrajectoryError(f"run {run}: trajectory {run_dir / MANIFEST_FILE} belongs to architecture "
                                   f"{traj.arch}, not {want} ({source})")
     res = run_dir / "result.json"

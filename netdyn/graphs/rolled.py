@@ -54,7 +54,7 @@ from torch import nn
 
 from ..models import build_model
 from ..trajectory import MANIFEST_FILE, Trajectory, TrajectoryError
-from .steps import Conv, Linear, Pool, Step, UnsupportedOperation
+from .steps import Layer, Pool, Step, UnsupportedOperation
 from .tensors import Getter, bn_gain, flat_getter, state_getter
 from .walk import walk
 
@@ -79,7 +79,7 @@ def make_graph(layer: np.ndarray, names: list[str], sizes: list[int], src: np.nd
 class _EdgeBlock:
     src_layer: int
     dst_layer: int
-    step: Conv | Linear | None  # whose weight (and BN) give the edges; None: identity shortcut
+    step: Layer | None  # whose weight (and BN) give the edges; None: identity shortcut
     src: np.ndarray
     dst: np.ndarray
     init_scale: float
@@ -95,9 +95,8 @@ class RolledPlan:
         self.names, self.sizes, self.blocks = ["input"], [steps[0].channels], []
         layer_of = [0]  # node layer of every step's output
         for s in steps[1:]:
-            if isinstance(s, (Conv, Linear)):
-                size = s.out_channels if isinstance(s, Conv) else s.out_features
-                layer = self._dense(layer_of[s.src], self._layer(s.name, size), s)
+            if isinstance(s, Layer):
+                layer = self._dense(layer_of[s.src], self._layer(s.name, s.size), s)
             elif isinstance(s, Pool):
                 layer = layer_of[s.src]
             else:
@@ -134,7 +133,7 @@ class RolledPlan:
         self.sizes.append(size)
         return len(self.sizes) - 1
 
-    def _dense(self, src: int, dst: int, step: Conv | Linear) -> int:
+    def _dense(self, src: int, dst: int, step: Layer) -> int:
         """All n_dst × n_src edges, dst-major (matches W[i, j] raveled)."""
         ns, nd = self.sizes[src], self.sizes[dst]
         self.blocks.append(_EdgeBlock(src, dst, step, self.offset(src) + np.tile(np.arange(ns), nd),
@@ -180,6 +179,11 @@ def meta_model(arch: dict) -> nn.Module:
         return build_model(**arch)
 
 
+def architecture_key(arch: dict) -> dict:
+    """The build_model kwargs that shape the module tree's tensors (dropout shapes none)."""
+    return {k: v for k, v in arch.items() if k != "dropout"}
+
+
 @lru_cache(maxsize=32)
 def _architecture_plan(arch_json: str) -> tuple[nn.Module, RolledPlan]:
     """(meta model, plan) of one architecture: the walk runs once per architecture in a process."""
@@ -193,7 +197,7 @@ def _architecture_plan(arch_json: str) -> tuple[nn.Module, RolledPlan]:
 def trajectory_plan(traj: Trajectory) -> RolledPlan:
     """Plan of a trajectory's architecture; raises TrajectoryError if the tensors do not fit it."""
     try:
-        model, plan = _architecture_plan(json.dumps(traj.arch, sort_keys=True))
+        model, plan = _architecture_plan(json.dumps(architecture_key(traj.arch), sort_keys=True))
     except (TypeError, ValueError) as e:
         raise TrajectoryError(f"run {traj.run_id}: {traj.path / MANIFEST_FILE} describes an architecture "
                               f"that cannot be built ({e})") from None

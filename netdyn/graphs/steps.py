@@ -3,7 +3,7 @@ are made. The rolled and unrolled graphs are built from these alone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class UnsupportedOperation(TypeError):
@@ -17,9 +17,21 @@ class Input:
 
 
 @dataclass
-class Conv:
+class Layer:
+    """A step that makes a node layer (a conv or a linear), with the BatchNorm folded into it."""
     name: str  # module path; its tensors are name.weight (and bn.weight, bn.running_var)
     src: int  # index of the step whose output it reads
+    bn: str | None = field(default=None, kw_only=True)
+    bn_eps: float = field(default=1e-5, kw_only=True)
+
+    @property
+    def size(self) -> int:
+        """Nodes of the layer: output channels or units."""
+        raise NotImplementedError
+
+
+@dataclass
+class Conv(Layer):
     in_channels: int
     out_channels: int
     kernel: tuple[int, int]
@@ -27,19 +39,21 @@ class Conv:
     padding: tuple[int, int] | str
     dilation: tuple[int, int]
     padding_mode: str
-    bn: str | None = None
-    bn_eps: float = 1e-5
+
+    @property
+    def size(self) -> int:
+        return self.out_channels
 
 
 @dataclass
-class Linear:
-    name: str
-    src: int
+class Linear(Layer):
     in_features: int
     out_features: int
     flattened: bool  # reads a flattened (N, C, H, W) output: in_features = C·H·W
-    bn: str | None = None
-    bn_eps: float = 1e-5
+
+    @property
+    def size(self) -> int:
+        return self.out_features
 
 
 @dataclass

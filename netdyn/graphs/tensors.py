@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..trajectory import Trajectory
-from .steps import Conv, Linear
+from .steps import Layer
 
 Getter = Callable[[str], np.ndarray]
 
@@ -27,7 +27,7 @@ def flat_getter(traj: Trajectory, row: np.ndarray) -> Getter:
     return get
 
 
-def bn_gain(get: Getter, step: Conv | Linear) -> np.ndarray | float:
+def bn_gain(get: Getter, step: Layer) -> np.ndarray | float:
     """Per-channel |γ / sqrt(running_var + eps)| of the BN folded into a conv or linear; 1 without one."""
     if step.bn is None:
         return 1.0

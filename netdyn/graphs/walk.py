@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from .steps import Conv, Input, Linear, Pool, Shortcut, Step, UnsupportedOperation
+from .steps import Conv, Input, Layer, Linear, Pool, Shortcut, Step, UnsupportedOperation
 from .trace import (ADD_FUNCTIONS, ELEMENTWISE_FUNCTIONS, ELEMENTWISE_METHODS, ELEMENTWISE_MODULES, POOL_FUNCTIONS,
                     POOL_MODULES, call_arg, describe, is_batch_size, pair, trace)
 
@@ -42,7 +42,7 @@ _SHAPE = object()  # state of non-tensor values: sizes, shapes, their items and 
 @dataclass
 class _Pending:
     """A conv or linear whose node layer is not made yet, so that a BN reading it alone can fold in."""
-    step: Conv | Linear
+    step: Layer
     node: fx.Node  # the fx node whose output it is now (the conv, then its BN)
     src_node: fx.Node
     index: int | None = None  # step index once made
@@ -113,10 +113,8 @@ class _Walker:
         s = self.steps[i]
         if isinstance(s, Input):
             return s.channels
-        if isinstance(s, Conv):
-            return s.out_channels
-        if isinstance(s, Linear):
-            return s.out_features
+        if isinstance(s, Layer):
+            return s.size
         return self._channels(s.src if isinstance(s, Pool) else s.dst)
 
     def _spatial(self, i: int) -> bool | None:
@@ -210,8 +208,7 @@ class _Walker:
         p = self.state.get(node.args[0])
         kind, follows = (Conv, "conv") if isinstance(m, nn.BatchNorm2d) else (Linear, "linear")
         if (not isinstance(p, _Pending) or p.index is not None or not isinstance(p.step, kind)
-                or p.step.bn is not None or len(p.node.users) != 1
-                or getattr(p.step, "out_channels" if kind is Conv else "out_features") != m.num_features):
+                or p.step.bn is not None or len(p.node.users) != 1 or p.step.size != m.num_features):
             raise UnsupportedOperation(f"{where}: a {type(m).__name__} must directly follow a {follows} with "
                                        f"{m.num_features} channels that nothing else reads")
         if not m.affine or not m.track_running_stats:

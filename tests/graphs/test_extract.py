@@ -103,7 +103,8 @@ def test_walk_runs_once_per_architecture(tmp_path, monkeypatch):
     rolled._architecture_plan.cache_clear()
     first = extract_run(write_run(tmp_path, "run-a"))
     second = extract_run(write_run(tmp_path, "run-b"))
+    third = extract_run(write_run(tmp_path, "run-d", arch={**ARCH, "dropout": 0.5}))  # the same tensors
     rolled_graph_from_trajectory(Trajectory.open(tmp_path / "run-a"), 2)
-    assert len(first) == len(second) == 4 and len(calls) == 1
+    assert len(first) == len(second) == len(third) == 4 and len(calls) == 1
     extract_run(write_run(tmp_path, "run-c", arch={**ARCH, "width": 2}))
     assert len(calls) == 2
