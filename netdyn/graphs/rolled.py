@@ -2,9 +2,9 @@
 
 Works on any model :mod:`.walk` can trace (e.g. torchvision's ``resnet18`` and ``vgg11_bn``). Nodes, in
 this order: one per input channel (layer ``"input"``), then one per output channel of every conv layer
-and one per output unit of every linear layer, in the order the forward uses them (module order). A node layer is named by its module
-path (``"features.0"``, ``"features.3.conv1"``, ``"classifier.2"``). Edges join a layer to the one it
-reads from; the weight (edge property ``weight``, double) is
+and one per output unit of every linear layer, in the order the forward uses them (module order). A
+node layer is named by its module path (``"features.0"``, ``"features.3.conv1"``, ``"classifier.2"``).
+Edges join a layer to the one it reads from; the weight (edge property ``weight``, double) is
 
 * conv, out-channel i ← in-channel j: ``‖W[i, j, :, :]‖₂`` (the kernel slice's L2 norm);
 * linear: ``|W[i, j]|``; the first linear after a flatten reads ``C·H·W`` features: W is reshaped to
@@ -37,7 +37,8 @@ vgg11 (±BN)    c + 408·w + k                   8·c·w + 20096·w² + 64·k·w
 resnet 6n+2    c + (16 + 224·n)·w + k          16·c·w + 10752·n·w² + (112·n − 96)·w + 64·k·w
 =============  ==============================  ==================================================
 
-(resnet8: n = 1; the (112n − 96)·w term is the identity shortcuts.)
+(resnet8: n = 1; the (112n − 96)·w term is the identity shortcuts.) netdyn's own models give exactly the
+graphs of the pre-fx walk (tests/graphs/golden).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ pool joins each channel's H·W positions with weight 1/(H·W); identity shortcut
 (weight 1). ``graph_sizes`` gives both sizes from the module tree without building anything (tests check
 the arithmetic against built graphs). E.g. LeNet on c×32×32 has ``1024·c + 8084·w + k`` nodes and
 ``117600·c·w + 6304·w + 298080·w² + 84·k·w`` edges, rolled into ``c + 226·w + k`` nodes and
-``6·c·w + 12096·w² + 84·k·w`` edges. ``unrolled_graph`` refuses more than ``max_edges`` edges.
+``6·c·w + 12096·w² + 84·k·w`` edges. ``unrolled_graph`` refuses more than ``max_edges`` edges, and
+models with layers it has no rule for (dilated or 'same'-padded convs, average or adaptive pools other
+than the global average pool).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from netdyn.graphs import graph_sizes, unrolled_graph
+from netdyn.graphs import graph_sizes, rolled_graph, unrolled_graph
 from netdyn.models import build_model
 
 from .golden import make_golden
@@ -83,3 +83,13 @@ def test_unrolled_graph_equals_golden(key):
     assert [g.num_vertices(), g.num_edges()] == list(GOLDEN[f"unrolled/{key}/counts"])
     got = np.vstack([c @ e[:, 0], c @ e[:, 1], c @ np.array(g.ep["weight"].a)])
     np.testing.assert_allclose(got, GOLDEN[f"unrolled/{key}/sums"], rtol=1e-12)
+
+
+def test_unrolled_refuses_what_it_has_no_rule_for():
+    """The rolled graph takes these (pooling adds no nodes there); the unrolled one names the layer."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2, 1))
+    assert rolled_graph(model).num_edges() == 2 + 2
+    with pytest.raises(TypeError, match=r"^1: the unrolled graph supports max pooling"):
+        unrolled_graph(model, 4)
+    with pytest.raises(TypeError, match=r"^0: the unrolled graph needs plain convs"):
+        unrolled_graph(nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2)), 5)
