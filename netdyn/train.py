@@ -34,7 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import RunSpec, default_precision
+from .config import RunSpec, default_precision, packs_runs
 from .data import DatasetInfo, ImageData, load_dataset
 from .models import build_model
 from .packed import load_member_state, member_state, pack_inputs, pack_models
@@ -433,13 +433,12 @@ def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
 
 def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pack: str,
               resume_epochs: dict[str, int]) -> list[list[RunSpec]]:
-    """Split a job's runs into packs. On the CPU (pack=auto) every run trains alone: the cores are already
-    busy with one model, and stacking costs per-model speed (bench/results). On a GPU, runs that share a
-    pack key and resume epoch are packed, as many as fit in about half the free memory."""
+    """Split a job's runs into packs: where config.packs_runs says so, runs that share a pack key and resume
+    epoch are packed, on a GPU as many as fit in about half the free memory; otherwise every run trains alone."""
     by_key: dict[tuple, list[RunSpec]] = {}
     for s in specs:
         by_key.setdefault((s.pack_key, resume_epochs.get(s.run_id, 0)), []).append(s)
-    use_pack = pack == "always" or (pack == "auto" and device.type == "cuda")
+    use_pack = packs_runs(pack, device.type)
     packs = []
     for group in by_key.values():
         if not use_pack:
