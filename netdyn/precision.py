@@ -12,6 +12,15 @@
   loss scaling is needed. TF32 is allowed for whatever float32 matmul is left, since the forward pass is
   coarser than TF32 anyway.
 
+Packed equals solo, per precision. On the CPU (one thread) a bf16 member of a pack is bit for bit its
+solo run for LeNet and ResNet-8 (tests/test_precision.py). On cuda (measured on an H200, torch 2.11) the
+kernels of a grouped convolution / batched matmul round differently from the single-model ones under tf32
+and bf16: one forward/backward of a member agrees with its solo run only to the precision's own rounding
+(bf16: VGG-11-BN and ResNet-8 forward bit-identical, gradients 1e-5 .. 1.5e-3 apart; tf32: ~3e-4 apart in
+the forward), and training amplifies that into 0.07-17% relative weight distance after 1-2 epochs of the
+tiny test nets -- as fp32 on cuda amplifies its nondeterministic cuDNN backward (two identical solo runs of
+VGG-11-BN end 4% apart). Bit-exact packing is a property of the CPU and of float64.
+
 torch's TF32 switches are process-global: :func:`set_tf32` sets them for the pack about to train, so
 packs of different precision can train one after another in one process. They use the legacy
 ``allow_tf32`` flags, which ``bench/`` reads; mixing them with torch's newer ``fp32_precision`` settings
