@@ -3,7 +3,11 @@
 #       snakemake --cores 2 --configfile config/paper.yaml --resources gpu=1
 #       snakemake --profile profiles/slurm --configfile config/paper.yaml
 
-configfile: "config/config.yaml"
+# The default study, unless --configfile names another: a given config file replaces it rather than being
+# merged over it, so a partial config file is refused by name instead of silently inheriting the default grid.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -13,7 +17,12 @@ include: "workflow/rules/predict.smk"
 
 
 rule all:
+    default_target: True
     input:
+        # every run's files as targets of their own: Snakemake does not look for missing intermediate files
+        # behind up-to-date tables, so a deleted run is found only where it is requested directly
+        expand(f"{RESULTS}/train/{{group}}.json", group=GROUPS),
+        [run_file(r.run_id, name) for r in RUNS for name in (RUN_RESULT, RUN_MANIFEST)],
         rules.collect_runs.output,
         rules.collect_graphs.output,
         rules.predict.output,

@@ -151,8 +151,33 @@ def check_semantics(config: dict) -> dict:
         if e >= t["epochs"]:
             raise ConfigError(f"config key `predict.windows[{i}]`: an early window of {e} epochs leaves no later "
                               f"epoch to predict (training.epochs is {t['epochs']})")
+    _check_feature_sets(config)
     _check_image_sizes(config)
     return config
+
+
+def _check_finite(node, path=()) -> None:
+    """NaN or infinity anywhere (YAML's .nan / .inf): JSON schema's bounds let NaN through, as every
+    comparison with NaN is false."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, path + (i,))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"config key `{_key_path(path)}`: {node} is not a finite number")
+
+
+def _check_feature_sets(config: dict) -> None:
+    """Feature sets must be registered ones (netdyn.predict), checked before any training job."""
+    from .predict import feature_set_parts
+
+    for i, spec in enumerate(config["predict"]["feature_sets"]):
+        try:
+            feature_set_parts(spec)
+        except ValueError as e:
+            raise ConfigError(f"config key `predict.feature_sets[{i}]`: {e}") from None
 
 
 def prediction_windows(config: dict) -> list[int]:
@@ -178,7 +203,8 @@ def _check_image_sizes(config: dict) -> None:
 
 
 def validate_config(config: dict) -> dict:
-    """Schema, defaults and semantic checks, in that order; returns the (filled-in) config."""
+    """Finite numbers, schema, defaults and semantic checks, in that order; returns the (filled-in) config."""
+    _check_finite(config)
     return check_semantics(validate_schema(config))
 
 

@@ -14,9 +14,9 @@ from netdyn.train import train_runs
 
 runlog.setup(sm.log[0])
 torch.set_num_threads(sm.threads)
-study = sm.params.study
+settings = sm.params.settings  # the config's training-relevant part, recorded in each run's config.json
 results = train_runs([RunSpec.from_dict(r) for r in sm.params.runs], sm.params.out_dir, device=sm.params.device,
-                     data_root=study["data"]["root"], download=study["data"]["download"],
-                     pack=study["training"]["pack"], study=study)
-with open(sm.output[0], "w") as f:
-    json.dump({"group": sm.wildcards.group, "runs": results}, f, indent=1)
+                     data_root=settings["data"]["root"], download=settings["data"]["download"],
+                     pack=settings["training"]["pack"], study=settings)
+with open(sm.output.group, "w") as f:
+    json.dump({"group": sm.params.group, "runs": results}, f, indent=1)

@@ -88,6 +88,12 @@ BAD_CONFIGS = {
     "duplicate widths": (_set("widths", [1, 2, 1]), "widths"),
     "group_size 0": (_set("training.group_size", 0), "training.group_size"),
     "bad dtype": (_set("training.dtype", "float16"), "training.dtype"),
+    "NaN learning rate": (_set("hyperparameters.learning_rate", [0.1, float("nan")]),
+                          "hyperparameters.learning_rate[1]"),
+    "infinite momentum": (_set("training.momentum", float("inf")), "training.momentum"),
+    "unknown feature set": (_set("predict", {"feature_sets": ["graph", "bogus"]}), "predict.feature_sets[1]"),
+    "unknown part of a combined feature set": (_set("predict", {"feature_sets": ["graph+bogus"]}),
+                                               "predict.feature_sets[0]"),
     "subepoch beyond epochs": (lambda c: c["training"].update(subepoch_snapshots=2, subepoch_epochs=5),
                                "training.subepoch_epochs"),
 }
@@ -265,6 +271,10 @@ SNAKEMAKE_BAD = {  # id: (edit, what the output must say)
     "resnet depth 10": (_arch(1, depth=10), "config key `architectures[1].depth`"),
     "study a b": (_set("study", "a b"), "config key `study`"),
     "unknown top-level key": (_set("bogus_key", 1), "'bogus_key'"),
+    "NaN learning rate": (_set("hyperparameters.learning_rate", [float("nan")]),
+                          "config key `hyperparameters.learning_rate[0]`"),
+    "unknown feature set": (_set("predict", {"feature_sets": ["graph", "bogus"]}),
+                            "config key `predict.feature_sets[1]`"),
 }
 
 
@@ -294,7 +304,7 @@ def test_snakemake_plans_paper_grid(repo_root, tmp_path):
     config = load_config(repo_root / "config" / "paper.yaml")
     device = resolve_device(config)
     groups = job_groups(config, expand_grid(config), device)
-    assert int(counts["train"]) == len(groups)
+    assert sum(int(n) for rule, n in counts.items() if rule.startswith("train_")) == len(groups)
     assert int(counts["collect_runs"]) == 1
     assert not (work / "results").exists()
 
@@ -351,3 +361,15 @@ def test_packing_policy_decides_job_shape(make_config):
     assert all(len({(r.arch_label, r.width) for r in members}) == 1 for members in blocks.values())
     config["training"]["pack"] = "always"
     assert not any(g.startswith("mixed-") for g in job_groups(config, runs, "cpu"))
+
+
+def test_a_given_configfile_replaces_the_default_study(repo_root, tmp_path):
+    """--configfile is not merged over config/config.yaml: a partial file is refused by the missing key."""
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("training: {epochs: 3}\n")
+    proc = subprocess.run([*SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(partial)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "config key `datasets`" in out, out
+    assert "Job stats" not in out, out

@@ -1,6 +1,8 @@
 """End to end: the whole Snakemake workflow on a tiny digits grid, in a scratch directory."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,10 +29,28 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, config: str = "config.yaml") -> subprocess.CompletedProcess:
     cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+           "--configfile", str(workdir / config), "--cores", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def results(workdir: Path) -> Path:
+    return workdir / "results" / TINY["study"]
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count of a dry run's job stats (empty when there is nothing to do)."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    if "Nothing to be done" in out:
+        return {}
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)\s*$", out[out.index("Job stats"):], flags=re.M)
+            if k != "total"}
+
+
+def trajectory_times(workdir: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (results(workdir) / "runs").glob("*/trajectory.bin")}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +63,7 @@ def study(tmp_path_factory):
 
 
 def test_every_stage_leaves_its_outputs(study):
-    res = study / "results"
+    res = results(study)
     for f in ["tables/runs.csv", "tables/graph_signatures.csv", "tables/graph_sizes.csv", "tables/predictions.csv",
               "tables/prediction_metrics.csv", "tables/feature_importance.csv", "figures/learning_curves.png",
               "figures/graph_signature_trajectories.png", "figures/graph_sizes.png",
@@ -59,22 +79,23 @@ def test_every_stage_leaves_its_outputs(study):
             {p.name for p in d.iterdir()}
         cfg = json.loads((d / "config.json").read_text())
         assert cfg["study_config"]["study"] == "tiny" and "torch" in cfg["versions"]
+        assert set(cfg["study_config"]) == {"study", "device", "data", "training"}  # what training depends on
 
 
 def test_logs_show_progress_per_epoch(study):
-    logs = list((study / "logs" / "train").glob("*.log"))
+    logs = list((study / "logs" / "tiny" / "train").glob("*.log"))
     assert logs
     text = "".join(p.read_text() for p in logs)
     assert "epoch 3/3" in text and "test_acc" in text
 
 
 def test_prediction_covers_the_grid(study):
-    m = pd.read_csv(study / "results/tables/prediction_metrics.csv")
+    m = pd.read_csv(results(study) / "tables/prediction_metrics.csv")
     assert set(m.arch) == {"lenet", "resnet8"}
     assert set(m.window) == {1, 2}
     assert set(m.split) == {"within_width", "transfer"}
     assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve"}
-    sig = pd.read_csv(study / "results/tables/graph_signatures.csv")
+    sig = pd.read_csv(results(study) / "tables/graph_signatures.csv")
     assert sig.epoch.max() <= 2 and {0.0, 0.5, 1.0} <= set(sig.epoch)
 
 
@@ -86,17 +107,51 @@ def test_rerun_has_nothing_to_do(study):
 
 def test_lost_group_output_retrains_nothing(study):
     """A training job's marker lost (e.g. a killed job): the rerun keeps every finished run."""
-    marker = sorted((study / "results" / "train").glob("*.json"))[0]
-    runs = [r["run_id"] for r in json.loads(marker.read_text())["runs"]]
-    before = {r: (study / "results/runs" / r / "trajectory.bin").stat().st_mtime_ns for r in runs}
+    marker = sorted((results(study) / "train").glob("*.json"))[0]
+    before = trajectory_times(study)
     marker.unlink()
-    proc = snakemake(study, str(marker.relative_to(study)))
+    proc = snakemake(study)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    after = {r: (study / "results/runs" / r / "trajectory.bin").stat().st_mtime_ns for r in runs}
-    assert before == after
-    assert "already trained, kept" in (study / "logs/train" / f"{marker.stem}.log").read_text()
+    assert trajectory_times(study) == before
+    assert "already trained, kept" in (study / "logs/tiny/train" / f"{marker.stem}.log").read_text()
 
 
+@pytest.mark.parametrize("lose", ["run directory", "result.json"])
+def test_a_lost_run_is_retrained_alone(study, lose):
+    """Snakemake sees runs: a deleted run (or its result.json) is found by a plain rerun, which retrains
+    that run only, to the same bytes, and keeps its group's other runs."""
+    run_dir = sorted((results(study) / "runs").iterdir())[3]
+    data = (run_dir / "trajectory.bin").read_bytes()
+    before = trajectory_times(study)
+    shutil.rmtree(run_dir) if lose == "run directory" else (run_dir / "result.json").unlink()
+    jobs = planned_jobs(snakemake(study, "-n"))
+    assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 1, jobs
+    proc = snakemake(study)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = trajectory_times(study)
+    assert after.pop(run_dir.name) != before.pop(run_dir.name)  # retrained ...
+    assert after == before  # ... alone
+    assert (run_dir / "trajectory.bin").read_bytes() == data
+    assert planned_jobs(snakemake(study, "-n")) == {}
+
+
+def _edited_config(study: Path, section: str, **values) -> str:
+    cfg = json.loads(json.dumps(TINY))
+    cfg[section].update(values)
+    (study / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    return "edited.yaml"
+
+
+@pytest.mark.parametrize("section, edit, expected", [
+    ("predict", {"bootstrap": 60}, {"predict", "all"}),
+    ("predict", {"folds": 2}, {"predict", "all"}),
+    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "predict", "all"}),
+])
+def test_a_job_reruns_only_where_its_inputs_change(study, section, edit, expected):
+    """Editing the prediction settings reruns prediction only; a key the graphs read (the largest window)
+    reruns graphs and prediction, never training."""
+    jobs = planned_jobs(snakemake(study, "-n", config=_edited_config(study, section, **edit)))
+    assert set(jobs) == expected, jobs
 def test_missing_dataset_stops_before_any_job(tmp_path):
     cfg = {**TINY, "datasets": ["cifar10"], "data": {"root": "nowhere", "download": False, "image_size": 32}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -105,3 +160,12 @@ def test_missing_dataset_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "cifar10" in out and str(tmp_path / "nowhere") in out and "data.download: true" in out
     assert "Job stats" not in out and not (tmp_path / "results").exists()
+
+
+def test_two_studies_in_one_checkout_do_not_mix(study):
+    """Outputs go under results/<study>/: a second study plans all of its own jobs."""
+    cfg = {**TINY, "study": "other"}
+    (study / "other.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(study, "-n", config="other.yaml"))
+    assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 6, jobs  # 24 runs, 4 a job
+    assert not (study / "results" / "other").exists()

@@ -11,10 +11,15 @@ RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 
 
 def _rules():
+    """(file, name, body) of every rule, also those made in a loop (`rule:` + `name: f"train_{...}"`, named
+    here by the part before the first brace)."""
     for path in RULE_FILES:
         text = path.read_text()
-        for m in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, flags=re.M | re.S):
-            yield path.name, m.group(1), m.group(2)
+        for m in re.finditer(r"^([ \t]*)rule( \w+)?:\n(.*?)(?=^[ \t]*rule[ :]|^\S|\Z)", text, flags=re.M | re.S):
+            name = m.group(2)
+            if name is None:
+                name = re.search(r'name:\s*\n?\s*f?"(\w+?)(?:_?\{|")', m.group(3)).group(1)
+            yield path.name, name.strip(), m.group(3)
 
 
 RULES = list(_rules())
@@ -34,7 +39,7 @@ def test_rule_has_log_and_conda_env(path, name, body):
 
 
 def test_training_rule_asks_for_a_gpu_on_cuda():
-    body = dict((n, b) for _, n, b in RULES)["train"]
+    body = dict((n, b) for _, n, b in RULES)["train"]  # the loop's rules: train_<group>
     assert re.search(r"resources:\s*\n\s+gpu=1 if DEVICE == \"cuda\" else 0", body)
 
 

@@ -1,6 +1,7 @@
 # Config validation, the grid of runs and the training groups. Everything stops here, before any job,
 # if the config is wrong; the message names the key.
 import json
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -23,7 +24,9 @@ for _name in config["datasets"]:
     except DatasetNotFoundError as e:
         raise ValueError(f"config key `datasets`: {e}") from None
 
-RESULTS = "results"
+RESULTS = f"results/{config['study']}"  # one folder per study: two studies in one checkout never mix
+LOGS = f"logs/{config['study']}"
+RUN_RESULT, RUN_MANIFEST = "result.json", "trajectory.json"
 DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
 GROUPS = job_groups(config, RUNS, DEVICE)
@@ -31,10 +34,15 @@ GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
 WINDOWS = prediction_windows(config)
 
 
-def group_runs(wildcards):
-    return [r.to_dict() for r in GROUPS[wildcards.group]]
+# What training depends on, recorded in each run's config.json: editing another section (predict, say)
+# changes no training job's params, so Snakemake reruns no training.
+TRAINING_SETTINGS = json.loads(json.dumps({k: config[k] for k in ("study", "device", "data", "training")}))
 
 
-def study_config():
-    """The validated config, recorded in every run's config.json."""
-    return json.loads(json.dumps(config, default=str))
+def run_file(run_id, name):
+    return f"{RESULTS}/runs/{run_id}/{name}"
+
+
+def rule_safe(name):
+    """A group id as part of a rule name (a Python identifier)."""
+    return re.sub(r"\W", "_", name)

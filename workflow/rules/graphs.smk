@@ -9,7 +9,7 @@ rule graph_signatures:
         run_dirs=lambda wc: [f"{RESULTS}/runs/{r.run_id}" for r in GROUPS[wc.group]],
         max_epoch=max(WINDOWS),
     log:
-        "logs/graph_signatures/{group}.log",
+        f"{LOGS}/graph_signatures/{{group}}.log",
     threads: 1
     conda:
         "../../envs/graphs.yaml"
@@ -33,7 +33,7 @@ rule collect_graphs:
         widths=sorted(set(config["widths"]) | {1, 2, 4, 8}),
         image_size=32,
     log:
-        "logs/collect_graphs.log",
+        f"{LOGS}/collect_graphs.log",
     conda:
         "../../envs/graphs.yaml"
     script:

@@ -21,7 +21,7 @@ rule predict:
         runs_dir=f"{RESULTS}/runs",
         predict={**config["predict"], "windows": WINDOWS},
     log:
-        "logs/predict.log",
+        f"{LOGS}/predict.log",
     threads: 2
     conda:
         "../../envs/predict.yaml"
