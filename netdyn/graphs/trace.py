@@ -79,6 +79,8 @@ def _propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
 
     like = next(gm.parameters(), torch.empty(0))  # the input lives where the weights do
     mode = FakeTensorMode(allow_non_fake_inputs=True)
+    training = gm.training
+    gm.eval()  # a batch of one through BatchNorm in training mode fails where maps reach 1x1 (VGG on 16 px)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback it raises
             x = mode.from_tensor(torch.empty(1, *input_shape, dtype=like.dtype, device=like.device))
@@ -86,3 +88,5 @@ def _propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
     except RuntimeError as e:
         raise ValueError(f"the model does not run on inputs of shape {tuple(input_shape)}: {e.__cause__ or e}") \
             from None
+    finally:
+        gm.train(training)

@@ -143,3 +143,13 @@ def test_rolled_graph_equals_golden(key):
     if f"{key}/weight" in GOLDEN:
         np.testing.assert_allclose(w, GOLDEN[f"{key}/weight"], rtol=1e-12, atol=0)
     np.testing.assert_allclose(make_golden.coefficients(w.size) @ w, GOLDEN[f"{key}/weight_sums"], rtol=1e-12)
+
+
+def test_shape_checked_walk_of_batchnorm_net_whose_maps_reach_one_pixel():
+    """VGG-11-BN on 16 px digits ends in 1x1 maps: the shape check must not push a batch of one through
+    BatchNorm in training mode (the default study's graph jobs failed so), nor leave the model in eval mode."""
+    model = build_model("vgg", width=1, in_channels=1, num_classes=10, image_size=16, depth=11, batchnorm=True)
+    g = rolled_graph(model, input_shape=(1, 16, 16))
+    assert model.training
+    n, src, dst, w = rolled_edge_arrays(model)
+    assert (g.num_vertices(), g.num_edges()) == (n, len(src))
