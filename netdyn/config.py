@@ -310,3 +310,14 @@ def training_groups(runs: list[RunSpec], size: int, *, mixed: bool = False) -> d
         for g in range(n):
             groups[f"{label}-{dataset}-w{width}-g{g:03d}"] = members[g * size:(g + 1) * size]
     return groups
+
+
+if __name__ == "__main__":  # python -m netdyn.config FILE...: check config files, naming file, line and key
+    import sys
+
+    try:
+        for arg in sys.argv[1:] or ["config/config.yaml"]:
+            n = len(expand_grid(load_config(arg)))
+            print(f"{arg}: valid, {n} runs")
+    except ConfigError as e:
+        sys.exit(f"error: {e}")

@@ -373,3 +373,17 @@ def test_a_given_configfile_replaces_the_default_study(repo_root, tmp_path):
     assert proc.returncode != 0, out
     assert "config key `datasets`" in out, out
     assert "Job stats" not in out, out
+
+
+def test_config_check_command_names_file_and_line(repo_root, tmp_path):
+    """Snakemake's own message for a YAML error in --configfile has no line; `python -m netdyn.config` has."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: x\ndatasets: [digits\nwidths: [1]\n")
+    proc = subprocess.run([sys.executable, "-m", "netdyn.config", str(bad)], cwd=repo_root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert str(bad) in proc.stderr and "line 3" in proc.stderr, proc.stderr
+    proc = subprocess.run(["bash", "scripts/study.sh", "-n", "--configfile", str(bad)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "line 3" in proc.stdout + proc.stderr
+    assert "Job stats" not in proc.stdout + proc.stderr
