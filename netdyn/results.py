@@ -1,39 +1,26 @@
-"""Readers of what the training stage leaves per run: settings, outcome, learning curves.
+"""Grid-wide readers of what the training stage leaves per run: settings, outcome, learning curves.
 
-Later stages read runs only through here and :mod:`netdyn.trajectory`.
+The files themselves are read by :mod:`netdyn.rundir` (torch-free for these three), the one place that
+knows a run directory's layout.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from .rundir import RunMissingError, read_config, read_curves, read_result, run_dir  # noqa: F401  (re-exported)
 
 RUN_COLUMNS = ["run_id", "arch", "arch_label", "dataset", "width", "learning_rate", "dropout", "weight_decay",
                "seed", "epochs", "status", "diverged_epoch", "final_test_acc", "best_test_acc", "n_snapshots",
                "trajectory_bytes", "wall_seconds"]
 
 
-class RunMissingError(FileNotFoundError):
-    """A run the caller expects has not (fully) been trained."""
-
-
-def read_json(path: Path, run_id: str) -> dict:
-    if not path.exists():
-        raise RunMissingError(f"run {run_id}: {path} is missing; train the run first (snakemake ... train)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"run {run_id}: {path} is not valid JSON ({e})") from None
-
-
 def run_record(runs_dir: str | Path, run_id: str) -> dict:
     """Settings and outcome of one finished run, flat."""
-    d = Path(runs_dir) / run_id
-    cfg = read_json(d / "config.json", run_id)["run"]
-    res = read_json(d / "result.json", run_id)
-    return {**{k: v for k, v in cfg.items()}, **res}
+    d = run_dir(runs_dir, run_id)
+    return {**read_config(d)["run"], **read_result(d)}
 
 
 def runs_table(runs_dir: str | Path, run_ids: list[str]) -> pd.DataFrame:
@@ -44,7 +31,4 @@ def runs_table(runs_dir: str | Path, run_ids: list[str]) -> pd.DataFrame:
 
 def curves(runs_dir: str | Path, run_id: str) -> pd.DataFrame:
     """Learning curves of one run: one row per snapshot (snapshot -1 marks a diverged measurement)."""
-    path = Path(runs_dir) / run_id / "curves.csv"
-    if not path.exists():
-        raise RunMissingError(f"run {run_id}: {path} is missing")
-    return pd.read_csv(path, float_precision="round_trip")  # exactly the values training wrote
+    return read_curves(run_dir(runs_dir, run_id))

@@ -6,134 +6,45 @@ own initialisation, minibatch order, crop offsets, flips and dropout masks from 
 its trajectory does not depend on who it was packed with. The data set lives on the device and
 augmentation runs there.
 
-Per run, under ``<out>/<run id>/``: ``config.json`` (run settings, study config, versions),
-``curves.csv`` (one row per snapshot), ``trajectory.bin`` + ``trajectory.json`` (see
-:mod:`netdyn.trajectory`), ``result.json`` once finished. While training, ``checkpoint.safetensors`` +
-``checkpoint.json`` hold the last completed epoch (weights, buffers, momentum, curves) so a killed job
-resumes there and ends with the same numbers as an uninterrupted run.
+Per run, under ``<out>/<run id>/`` (its files are read and written by :mod:`netdyn.rundir` only):
+``config.json`` (run settings, study config, versions), ``curves.csv`` (one row per snapshot),
+``trajectory.bin`` + ``trajectory.json`` (see :mod:`netdyn.trajectory`), ``result.json`` once finished.
+While training, the checkpoint holds every member's last completed epoch (weights, buffers, momentum,
+curves, divergence) so a killed job resumes there and ends with the same bytes as an uninterrupted run;
+and the process holds each run's lock, so no second process (an orphan of a killed job) writes it too.
+A finished run is checked (trajectory against manifest, result and curves) before it is kept.
 
-A run whose minibatch loss turns NaN/inf (or exceeds ``DIVERGED_LOSS``) is *diverged*: it stops updating at once (without disturbing the others)
-and is recorded with the accuracy measured at that point.
+A run whose minibatch loss turns NaN/inf (or exceeds ``DIVERGED_LOSS``) is *diverged*: it stops updating at
+once (without disturbing the others) and is recorded with the accuracy measured at that point. It stays in
+its pack, frozen, until the pack ends, so a resumed pack has the same members as before the kill.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .config import RunSpec, default_precision, packs_runs
+from .config import RunSpec
 from .data import DatasetInfo, ImageData, load_dataset
-from .models import build_model
+from .member import (MemberState, augment, checkpoint_meta, epoch_stream, finish, init_model,  # noqa: F401
+                     model_kwargs, open_member)
 from .packed import load_member_state, member_state, pack_inputs, pack_models
+from .plan import member_memory_bytes, pack_plan, storage_estimate  # noqa: F401
 from .precision import autocast, set_tf32
-from .trajectory import TrajectoryWriter
+from .rundir import (RunLocks, RunMismatchError, check_same_run, has_result, read_result,  # noqa: F401
+                     snapshot_steps, snapshots_per_run, write_curves)
+from .rundir.checkpoint import resume_point, save_checkpoint
+from .rundir.verify import verify_finished
 
 log = logging.getLogger("netdyn.train")
 
 DIVERGED_LOSS = 1e6  # a minibatch loss above this (or NaN/inf) marks a run diverged; chance level is ~2.3
-
-CURVE_COLUMNS = ["snapshot", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
-
-
-class RunMismatchError(RuntimeError):
-    """A run directory holds results of different settings under the same run id."""
-
-
-def versions() -> dict:
-    import sklearn  # noqa: F401  (recorded because later stages use it)
-
-    return {"netdyn": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform()}
-
-
-def model_kwargs(spec: RunSpec, info: DatasetInfo) -> dict:
-    """build_model arguments of a run (also stored in its trajectory manifest)."""
-    return {"arch": spec.arch, "width": spec.width, "depth": spec.depth, "batchnorm": spec.batchnorm,
-            "in_channels": info.in_channels, "num_classes": info.num_classes, "image_size": info.image_size,
-            "dropout": spec.dropout}
-
-
-def init_model(spec: RunSpec, info: DatasetInfo) -> torch.nn.Module:
-    """The run's initial network: PyTorch's default init under the run's seed, on the CPU."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        model = build_model(**model_kwargs(spec, info))
-    return model.to(getattr(torch, spec.dtype))
-
-
-def epoch_stream(spec: RunSpec, epoch: int, n: int) -> tuple[torch.Tensor, ...]:
-    """Minibatch order, crop offsets and flips of one epoch: a function of (seed, epoch) only."""
-    g = torch.Generator().manual_seed(spec.seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    offsets = torch.randint(0, 2 * spec.crop_padding + 1, (2, n), generator=g)
-    flips = torch.rand(n, generator=g) < 0.5 if spec.flip else torch.zeros(n, dtype=torch.bool)
-    return perm, offsets[0], offsets[1], flips
-
-
-def augment(padded: torch.Tensor, idx, oy, ox, flip, size: int) -> torch.Tensor:
-    """Random crop (from pre-padded images) and horizontal flip, by one gather on the device."""
-    ar = torch.arange(size, device=padded.device)
-    rows = oy[:, None] + ar
-    cols = ox[:, None] + ar
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    ch = torch.arange(padded.shape[1], device=padded.device)
-    return padded[idx[:, None, None, None], ch[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def snapshot_steps(spec: RunSpec, steps_per_epoch: int, epoch: int) -> dict[int, float]:
-    """Step (within the epoch, 1-based) -> epoch label of every snapshot taken in `epoch` (1-based)."""
-    s = spec.subepoch_snapshots if epoch <= spec.subepoch_epochs else 1
-    marks = {}
-    for j in range(1, s + 1):
-        step = max(1, round(j * steps_per_epoch / s))
-        marks[step] = epoch - 1 + j / s
-    marks[steps_per_epoch] = float(epoch)
-    return marks
-
-
-@dataclass
-class MemberState:
-    """Book-keeping of one run inside a pack."""
-
-    spec: RunSpec
-    dir: Path
-    writer: TrajectoryWriter
-    curves: list[dict] = field(default_factory=list)
-    epoch: int = 0  # completed epochs
-    step: int = 0  # optimisation steps taken
-    diverged_at: float | None = None
-    started: float = field(default_factory=time.time)
-    elapsed: float = 0.0  # seconds spent before a resume
-
-
-def _run_config(spec: RunSpec, info: DatasetInfo, study: dict | None) -> dict:
-    return {"run": spec.to_dict(), "model": model_kwargs(spec, info), "study_config": study,
-            "versions": versions()}
-
-
-def _check_same_run(run_dir: Path, spec: RunSpec) -> None:
-    cfg = run_dir / "config.json"
-    if cfg.exists():
-        old = json.loads(cfg.read_text())["run"]
-        old.setdefault("precision", default_precision(old.get("dtype", "float32")))  # made before the key existed
-        diff = {k: (old.get(k), v) for k, v in spec.to_dict().items() if old.get(k) != v}
-        if diff:
-            raise RunMismatchError(
-                f"run {spec.run_id}: {run_dir} was made with other settings {diff} (old, new); move or delete "
-                "that directory to retrain it - nothing was overwritten")
 
 
 @torch.no_grad()
@@ -191,6 +102,9 @@ class PackTrainer:
 
     ``hooks`` (optional, a :class:`TrainerHooks`) is called at the points of ``fit`` it documents; without
     it ``fit`` makes no hook calls at all. Hooks do not change what is trained.
+
+    It takes the locks of its runs (unless this process holds them: ``train_runs`` does) and lets go of
+    them when ``fit`` ends, however it ends.
     """
 
     def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
@@ -203,41 +117,32 @@ class PackTrainer:
         self.dtype = getattr(torch, specs[0].dtype)
         self.precision = specs[0].precision  # see netdyn/precision.py
         self.members: list[MemberState] = []
-        models = []
-        for spec in specs:
-            run_dir = out_dir / spec.run_id
-            _check_same_run(run_dir, spec)
-            model = init_model(spec, info)
-            models.append(model)
-            template = model.state_dict()
-            meta = _checkpoint_meta(run_dir)
-            if meta is not None:
-                writer = TrajectoryWriter(run_dir, template, run_id=spec.run_id,
-                                          arch=model_kwargs(spec, info), dtype=spec.dtype, resume=True)
-                writer.truncate(meta["n_snapshots"])
-                m = MemberState(spec, run_dir, writer, meta["curves"], meta["epoch"], meta["step"],
-                                elapsed=meta["elapsed"])
-            else:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "config.json").write_text(json.dumps(_run_config(spec, info, study), indent=1))
-                writer = TrajectoryWriter(run_dir, template, run_id=spec.run_id,
-                                          arch=model_kwargs(spec, info), dtype=spec.dtype)
-                m = MemberState(spec, run_dir, writer)
-            self.members.append(m)
-        epochs = {m.epoch for m in self.members}
-        assert len(epochs) == 1, "members of a pack resume from the same epoch"
+        out_dir = Path(out_dir)
+        self._locks = RunLocks([out_dir / s.run_id for s in specs]).acquire()
+        try:
+            models = []
+            for spec in specs:
+                model, member = open_member(spec, out_dir / spec.run_id, info, study)
+                models.append(model)
+                self.members.append(member)
+        except BaseException:
+            self._locks.release()
+            raise
+        starts = {m.checkpoint.meta["epoch"] if m.checkpoint else 0 for m in self.members}
+        assert len(starts) == 1, "members of a pack resume from the same epoch"
+        self.start_epoch = starts.pop()
         self.model = pack_models([mod.to(device) for mod in models], [s.seed for s in specs]).train()
         self.params = [p for p in self.model.parameters()]
         self.momentum_bufs = [torch.zeros_like(p) for p in self.params]
         for i, m in enumerate(self.members):
-            if m.epoch > 0:
+            if m.checkpoint is not None:
                 self._load_checkpoint(i)
         as_t = lambda v: torch.tensor(v, device=device, dtype=self.dtype)  # noqa: E731
         self.lr = as_t([s.learning_rate for s in specs])
         self.mom = as_t([s.momentum for s in specs])
         self.wd = as_t([s.weight_decay for s in specs])
         self.any_wd = any(s.weight_decay for s in specs)
-        self.active = torch.ones(self.k, dtype=torch.bool, device=device)
+        self.active = torch.tensor([m.diverged_at is None for m in self.members], device=device)
         # per-parameter broadcast views, made once (the tensors behind them are updated in place)
         shapes = [(self.k,) + (1,) * (p.dim() - 1) for p in self.params]
         self._views = [(self.active.view(sh), self.lr.view(sh), self.mom.view(sh), self.wd.view(sh)) for sh in shapes]
@@ -253,23 +158,16 @@ class PackTrainer:
     def _names(self):
         return [n for n, _ in self.model.named_parameters()]
 
-    def _save_checkpoint(self, i: int) -> None:
+    def _save_checkpoint(self, i: int, epoch: int) -> None:
         m = self.members[i]
         state = {k: v.contiguous().cpu() for k, v in member_state(self.model, i).items()}
         for name, buf in zip(self._names(), self.momentum_bufs):
             state[f"momentum::{name}"] = buf[i].contiguous().cpu()
-        meta = {"epoch": m.epoch, "step": m.step, "n_snapshots": m.writer.n_snapshots, "curves": m.curves,
-                "elapsed": m.elapsed + time.time() - m.started}
-        # the weights file carries its own book-keeping, so one rename commits both (see _checkpoint_meta)
-        save_file(state, m.dir / "checkpoint.safetensors.tmp", metadata={"meta": json.dumps(meta)})
-        (m.dir / "checkpoint.safetensors.tmp").replace(m.dir / "checkpoint.safetensors")
-        tmp = m.dir / "checkpoint.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        tmp.replace(m.dir / "checkpoint.json")
+        save_checkpoint(m.dir, state, checkpoint_meta(m, epoch, self.step))
 
     def _load_checkpoint(self, i: int) -> None:
         m = self.members[i]
-        state = load_file(m.dir / "checkpoint.safetensors", device=str(self.device))
+        state = m.checkpoint.load(self.device)
         load_member_state(self.model, i, state)
         with torch.no_grad():
             for name, buf in zip(self._names(), self.momentum_bufs):
@@ -319,16 +217,24 @@ class PackTrainer:
             m.curves.append(row)
 
     def fit(self) -> None:
+        try:
+            self._fit()
+        finally:
+            self._locks.release()
+
+    def _fit(self) -> None:
         spec0 = self.specs[0]
         set_tf32(self.precision, self.device)  # process-global: set for this pack, whatever trained before it
         steps_per_epoch = math.ceil(self.n / spec0.batch_size)
-        start = self.members[0].epoch
+        start = self.start_epoch
         if start == 0:
             self._snapshot(0.0, torch.zeros(2, self.k, device=self.device), 0)
             if self.hooks:
                 self.hooks.on_snapshot_end(0.0)
         size = self.info.image_size
         for epoch in range(start + 1, spec0.epochs + 1):
+            if not self.active.any():
+                break
             t0 = time.time()
             streams = [epoch_stream(s, epoch, self.n) for s in self.specs]
             perm, oy, ox, flip = (torch.stack([st[j] for st in streams]).to(self.device) for j in range(4))
@@ -364,92 +270,17 @@ class PackTrainer:
             for i, m in enumerate(self.members):
                 if m.diverged_at is None:
                     m.epoch = epoch
-                    self._save_checkpoint(i)
+                self._save_checkpoint(i, epoch)  # diverged members too: a resumed pack keeps its members
+                if m.diverged_at is None:
                     last = m.curves[-1]
                     log.info("[%s] epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc %.4f "
                              "(%.1fs)", m.spec.run_id, epoch, spec0.epochs, last["train_loss"], last["train_acc"],
                              last["test_loss"], last["test_acc"], time.time() - t0)
-                pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False, float_format="%.17g")
+                write_curves(m.dir, m.curves)
             if self.hooks:
                 self.hooks.on_epoch_end(epoch)
-            if not self.active.any():
-                break
         for m in self.members:
-            self._finish(m)
-
-    def _finish(self, m: MemberState) -> None:
-        last = m.curves[-1]
-        kept = [c for c in m.curves if c["snapshot"] >= 0]
-        result = {
-            "run_id": m.spec.run_id, "status": "diverged" if m.diverged_at is not None else "complete",
-            "diverged_epoch": m.diverged_at, "epochs_completed": m.epoch,
-            "final_test_acc": last["test_acc"], "final_test_loss": last["test_loss"],
-            "best_test_acc": max(c["test_acc"] for c in m.curves if math.isfinite(c["test_acc"])),
-            "n_snapshots": m.writer.n_snapshots, "last_snapshot_epoch": kept[-1]["epoch"],
-            "trajectory_bytes": m.writer.data_path.stat().st_size,
-            "wall_seconds": round(m.elapsed + time.time() - m.started, 3), "device": str(self.device),
-        }
-        pd.DataFrame(m.curves, columns=CURVE_COLUMNS).to_csv(m.dir / "curves.csv", index=False, float_format="%.17g")
-        result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
-        (m.dir / "result.json").write_text(json.dumps(result, indent=1))  # strict JSON: NaN -> null
-        for f in ("checkpoint.safetensors", "checkpoint.json"):
-            (m.dir / f).unlink(missing_ok=True)
-
-
-def _checkpoint_meta(run_dir: Path) -> dict | None:
-    """Book-keeping of a run's last checkpoint (None if it has none), read from the weights file's metadata.
-    checkpoint.json is only a readable copy: written after the weights, it lags one epoch behind when a kill
-    falls between the two writes."""
-    path = run_dir / "checkpoint.safetensors"
-    if not path.exists():
-        return None
-    with safe_open(path, "pt") as f:
-        return json.loads(f.metadata()["meta"])
-
-
-def _resume_epoch(run_dir: Path) -> int:
-    meta = _checkpoint_meta(run_dir)
-    return meta["epoch"] if meta is not None else 0
-
-
-def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
-    """Rough per-member device memory of training: weights, grads, momentum and saved activations."""
-    model = init_model(spec, info)
-    itemsize = torch.finfo(getattr(torch, spec.dtype)).bits // 8
-    acts = 0
-
-    def hook(_m, _i, out):
-        nonlocal acts
-        acts += out.numel()
-
-    handles = [mod.register_forward_hook(hook) for mod in model.modules() if not list(mod.children())]
-    with torch.no_grad():
-        model(torch.zeros(1, info.in_channels, info.image_size, info.image_size, dtype=model.classifier[-1].weight.dtype))
-    for h in handles:
-        h.remove()
-    params = sum(p.numel() for p in model.parameters())
-    return itemsize * (4 * params + 3 * acts * spec.batch_size)
-
-
-def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pack: str,
-              resume_epochs: dict[str, int]) -> list[list[RunSpec]]:
-    """Split a job's runs into packs: where config.packs_runs says so, runs that share a pack key and resume
-    epoch are packed, on a GPU as many as fit in about half the free memory; otherwise every run trains alone."""
-    by_key: dict[tuple, list[RunSpec]] = {}
-    for s in specs:
-        by_key.setdefault((s.pack_key, resume_epochs.get(s.run_id, 0)), []).append(s)
-    use_pack = packs_runs(pack, device.type)
-    packs = []
-    for group in by_key.values():
-        if not use_pack:
-            packs += [[s] for s in group]
-            continue
-        cap = len(group)
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            cap = max(1, int(0.5 * free // member_memory_bytes(group[0], info)))
-        packs += [group[i:i + cap] for i in range(0, len(group), cap)]
-    return packs
+            finish(m, self.device)
 
 
 def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu", data_root: str | Path = "data",
@@ -459,49 +290,29 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest grouped-conv kernels
-    results, todo, resume_epochs = [], [], {}
-    for s in specs:
-        done = out_dir / s.run_id / "result.json"
-        if done.exists():
-            _check_same_run(out_dir / s.run_id, s)
-            log.info("[%s] already trained, kept", s.run_id)
-        else:
-            resume_epochs[s.run_id] = _resume_epoch(out_dir / s.run_id)
-            todo.append(s)
-    by_data: dict[tuple, list[RunSpec]] = {}
-    for s in todo:
-        by_data.setdefault((s.dataset, s.image_size), []).append(s)
-    for (dataset, image_size), group in by_data.items():
-        train, test, info = load_dataset(dataset, data_root, download=download, image_size=image_size)
-        dtype = getattr(torch, group[0].dtype)
-        train_d = ImageData(train.x.to(dev, dtype), train.y.to(dev))
-        test_d = ImageData(test.x.to(dev, dtype), test.y.to(dev))
-        for members in pack_plan(group, info, dev, pack, resume_epochs):
-            log.info("training %d run(s) together on %s: %s", len(members), dev,
-                     ", ".join(s.run_id for s in members))
-            PackTrainer(members, train_d, test_d, info, out_dir, dev, study).fit()
-    for s in specs:
-        results.append(json.loads((out_dir / s.run_id / "result.json").read_text()))
-    return results
+    with RunLocks([out_dir / s.run_id for s in specs]):  # all or none: a second writer stops here at once
+        todo, resume_epochs = [], {}
+        for s in specs:
+            run_dir = out_dir / s.run_id
+            check_same_run(run_dir, s)
+            if has_result(run_dir):
+                verify_finished(run_dir, s)  # inconsistent files stop the job, naming run and file
+                log.info("[%s] already trained, kept", s.run_id)
+            else:
+                ckpt = resume_point(run_dir)
+                resume_epochs[s.run_id] = ckpt.meta["epoch"] if ckpt else 0
+                todo.append(s)
+        by_data: dict[tuple, list[RunSpec]] = {}
+        for s in todo:
+            by_data.setdefault((s.dataset, s.image_size), []).append(s)
+        for (dataset, image_size), group in by_data.items():
+            train, test, info = load_dataset(dataset, data_root, download=download, image_size=image_size)
+            dtype = getattr(torch, group[0].dtype)
+            train_d = ImageData(train.x.to(dev, dtype), train.y.to(dev))
+            test_d = ImageData(test.x.to(dev, dtype), test.y.to(dev))
+            for members in pack_plan(group, info, dev, pack, resume_epochs):
+                log.info("training %d run(s) together on %s: %s", len(members), dev,
+                         ", ".join(s.run_id for s in members))
+                PackTrainer(members, train_d, test_d, info, out_dir, dev, study).fit()
+        return [read_result(out_dir / s.run_id) for s in specs]
 
-
-def snapshots_per_run(spec: RunSpec) -> int:
-    """Snapshots a run that does not diverge keeps: init, sub-epoch ones, every epoch end."""
-    extra = (spec.subepoch_snapshots - 1) * min(spec.subepoch_epochs, spec.epochs) if spec.subepoch_snapshots > 1 else 0
-    return 1 + spec.epochs + extra
-
-
-def storage_estimate(specs: list[RunSpec]) -> pd.DataFrame:
-    """On-disk trajectory bytes per run and per (architecture, data set, width), without training."""
-    from .data import dataset_info
-
-    rows, sizes = [], {}
-    for s in specs:
-        key = (s.arch_label, s.dataset, s.width)
-        if key not in sizes:
-            info = dataset_info(s.dataset, s.image_size)
-            sizes[key] = sum(t.numel() for t in build_model(**model_kwargs(s, info)).state_dict().values())
-        itemsize = 8 if s.dtype == "float64" else 4
-        rows.append({"arch": s.arch_label, "dataset": s.dataset, "width": s.width, "values_per_snapshot": sizes[key],
-                     "snapshots": snapshots_per_run(s), "bytes": sizes[key] * itemsize * snapshots_per_run(s)})
-    return pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 """The on-disk trajectory store: every snapshot of one run's weights, in one flat file.
 
-Layout of a run directory (``results/runs/<run id>/``)::
+Layout of a run directory (``results/runs/<run id>/``, see :mod:`netdyn.rundir`)::
 
     trajectory.bin    float32 (or float64) matrix of shape (T, P), row-major: row t is snapshot t, all
                       tensors flattened and concatenated in manifest order
@@ -14,7 +14,10 @@ patterns the later stages need without loading the file: a whole snapshot is a c
 modularity), one tensor's history is a strided column block (CMD). The manifest holds byte offsets, so
 any tool can read the file without this package.
 
-Readers check the file against its manifest and raise :class:`TrajectoryError` naming the file and run.
+Opening checks the manifest before anything is read: every tensor's offset, shape and dtype against the
+network ``build_model(**manifest["arch"])`` builds and against the file's size. A mismatch raises
+:class:`TrajectoryError` naming the run, the file and the tensor. Stages open runs through
+:func:`netdyn.rundir.open_trajectory`, which also checks the run's config.json and result.json.
 """
 
 from __future__ import annotations
@@ -28,22 +31,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-DATA_FILE = "trajectory.bin"
-MANIFEST_FILE = "trajectory.json"
+from .rundir.files import store_error
+from .rundir.manifest import TrajectoryError, check_manifest
+from .rundir.names import TMP_SUFFIX
+from .rundir.names import TRAJECTORY_DATA as DATA_FILE
+from .rundir.names import TRAJECTORY_MANIFEST as MANIFEST_FILE
+
 FORMAT_VERSION = 1
 
 
-class TrajectoryError(ValueError):
-    """A trajectory that is missing, truncated or does not match what the caller expects."""
-
-
 def _atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise store_error(e, path, "writing") from e
 
 
 def tensor_table(state: dict[str, torch.Tensor]) -> list[dict]:
@@ -55,6 +62,23 @@ def tensor_table(state: dict[str, torch.Tensor]) -> list[dict]:
                       "offset": offset, "numel": n})
         offset += n
     return table
+
+
+def stored_rows(run_dir: str | Path) -> int:
+    """Snapshots of a run's trajectory that its manifest lists and its data file holds whole (0 if none)."""
+    run_dir = Path(run_dir)
+    try:
+        manifest = json.loads((run_dir / MANIFEST_FILE).read_text())
+        row_bytes = sum(t["numel"] for t in manifest["tensors"]) * np.dtype(manifest["dtype"]).itemsize
+        size = (run_dir / DATA_FILE).stat().st_size
+        return min(len(manifest["snapshots"]), size // row_bytes if row_bytes else 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def row_tensor(row: np.ndarray, entry: dict) -> np.ndarray:
+    """One tensor of a snapshot row (a view), by its manifest entry: the one place rows are sliced."""
+    return row[..., entry["offset"]:entry["offset"] + entry["numel"]].reshape(row.shape[:-1] + tuple(entry["shape"]))
 
 
 class TrajectoryWriter:
@@ -72,7 +96,7 @@ class TrajectoryWriter:
         else:
             self.manifest = {"format": FORMAT_VERSION, "run_id": run_id, "arch": arch, "dtype": self.dtype.name,
                              "tensors": tensor_table(template), "snapshots": []}
-            self.data_path.write_bytes(b"")
+            self._truncate_data(0)
             _atomic_write_json(self.manifest_path, self.manifest)
         self.row_numel = sum(t["numel"] for t in self.manifest["tensors"])
         if resume:  # a kill during append can leave (part of) a row the manifest does not list: drop it
@@ -82,11 +106,21 @@ class TrajectoryWriter:
     def n_snapshots(self) -> int:
         return len(self.manifest["snapshots"])
 
+    def _truncate_data(self, nbytes: int) -> None:
+        try:
+            with open(self.data_path, "ab") as f:
+                f.truncate(nbytes)
+        except OSError as e:
+            raise store_error(e, self.data_path, "truncating") from e
+
     def truncate(self, n: int) -> None:
         """Keep the first n snapshots (resume: drop what came after the last checkpoint)."""
+        have = stored_rows(self.dir) if self.manifest_path.exists() else 0
+        if n > have:
+            raise TrajectoryError(f"run {self.dir.name}: cannot keep {n} snapshots, {self.data_path} holds "
+                                  f"{have} whole rows that {self.manifest_path} lists")
         self.manifest["snapshots"] = self.manifest["snapshots"][:n]
-        with open(self.data_path, "r+b") as f:
-            f.truncate(n * self.row_numel * self.dtype.itemsize)
+        self._truncate_data(n * self.row_numel * self.dtype.itemsize)
         _atomic_write_json(self.manifest_path, self.manifest)
 
     def append(self, state: dict[str, torch.Tensor], *, epoch: float, step: int, label: str) -> None:
@@ -96,15 +130,23 @@ class TrajectoryWriter:
         self.append_row(row, epoch=epoch, step=step, label=label)
 
     def append_row(self, row: np.ndarray, *, epoch: float, step: int, label: str) -> None:
-        """Append one snapshot given as a flat vector in manifest order (the trainer's fast path)."""
+        """Append one snapshot given as a flat vector in manifest order (the trainer's fast path). If the
+        write fails (disk full), the partial row is cut off again and an OSError names run and file."""
         row = np.ascontiguousarray(row, dtype=self.dtype)
         if row.size != self.row_numel:
             raise TrajectoryError(f"run {self.manifest['run_id']}: a snapshot of {row.size} values does not fit "
                                   f"the manifest's {self.row_numel}")
-        with open(self.data_path, "ab") as f:
-            f.write(row.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.data_path, "ab") as f:
+                f.write(row.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            try:
+                self._truncate_data(self.n_snapshots * row.nbytes)
+            except OSError:
+                pass  # a resume drops the partial row anyway
+            raise store_error(e, self.data_path, f"appending snapshot {self.n_snapshots} (epoch {epoch:g}) to") from e
         self.manifest["snapshots"].append({"index": self.n_snapshots, "epoch": float(epoch),
                                            "step": int(step), "label": label})
         _atomic_write_json(self.manifest_path, self.manifest)
@@ -135,11 +177,11 @@ class Trajectory:
                                   f"{DATA_FILE}); was the run trained?")
         try:
             manifest = json.loads(mpath.read_text())
-            dtype = np.dtype(manifest["dtype"])
-            row = sum(t["numel"] for t in manifest["tensors"])
-            n = len(manifest["snapshots"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TrajectoryError(f"run {run}: manifest {mpath} is corrupt ({e})") from None
+        if not isinstance(manifest, dict):
+            raise TrajectoryError(f"run {run}: manifest {mpath} is corrupt (not a JSON object)")
+        dtype, row, n = check_manifest(manifest, run, mpath, dpath)
         expected = n * row * dtype.itemsize
         actual = dpath.stat().st_size
         if actual != expected:
@@ -183,21 +225,18 @@ class Trajectory:
         """Snapshot i as one flat vector (all tensors, manifest order)."""
         return np.asarray(self.matrix[i])
 
+    def row_tensors(self, row: np.ndarray, names=None) -> dict[str, np.ndarray]:
+        """The tensors of a flat row (from :meth:`flat`) as views, by name (all, or those in `names`)."""
+        return {t["name"]: row_tensor(row, t) for t in self.tensors if names is None or t["name"] in names}
+
     def tensor(self, name: str) -> np.ndarray:
         """The history of one tensor: shape (T, *tensor shape), a view on the memory map."""
-        t = self._entry(name)
-        return self.matrix[:, t["offset"]:t["offset"] + t["numel"]].reshape(len(self), *t["shape"])
+        return row_tensor(self.matrix, self._entry(name))
 
     def state_dict(self, i: int, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """Snapshot i as a state_dict with the original dtypes (BatchNorm counters back to int64)."""
-        row = self.flat(i)
-        out = {}
-        for t in self.tensors:
-            if names is not None and t["name"] not in names:
-                continue
-            a = row[t["offset"]:t["offset"] + t["numel"]].reshape(t["shape"])
-            out[t["name"]] = torch.from_numpy(np.array(a)).to(getattr(torch, t["dtype"]))
-        return out
+        dtypes = {t["name"]: getattr(torch, t["dtype"]) for t in self.tensors}
+        return {k: torch.from_numpy(np.array(a)).to(dtypes[k]) for k, a in self.row_tensors(self.flat(i), names).items()}
 
     def check_model(self, model: torch.nn.Module) -> None:
         """Raise TrajectoryError unless the model has exactly this trajectory's tensors and shapes."""

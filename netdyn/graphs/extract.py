@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Iterable
@@ -15,10 +14,11 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..trajectory import DATA_FILE, MANIFEST_FILE, Trajectory, TrajectoryError
+from ..rundir import TRAJECTORY_DATA, in_window, open_trajectory
+from ..trajectory import Trajectory, TrajectoryError
 from .columns import META_COLUMNS
 from .properties import node_properties
-from .rolled import architecture_key, trajectory_plan
+from .rolled import trajectory_plan
 from .signatures import signature
 from .tensors import flat_getter
 
@@ -33,7 +33,7 @@ def snapshot_signatures(traj: Trajectory, max_epoch: float = 5.0, *, threads: in
     """
     plan = trajectory_plan(traj)
     snaps = traj.snapshots
-    snaps = snaps[snaps["epoch"] <= max_epoch + 1e-9]
+    snaps = snaps[in_window(snaps["epoch"], max_epoch)]
     rows, g = [], None
     for idx, epoch in zip(snaps["index"].to_numpy(), snaps["epoch"].to_numpy()):
         row = traj.flat(int(idx))
@@ -53,28 +53,13 @@ def snapshot_signatures(traj: Trajectory, max_epoch: float = 5.0, *, threads: in
 def extract_run(run_dir: str | Path, max_epoch: float = 5.0, *, arch: dict | None = None,
                 threads: int | None = None, clustering: bool = True) -> pd.DataFrame:
     """snapshot_signatures of one run directory, after checks that fail fast (TrajectoryError naming
-    the run and the file): missing/truncated trajectory, fewer snapshots than result.json reports,
-    tensors that do not fit the manifest's architecture, or an architecture other than ``arch``
-    (build_model kwargs) or than the run's config.json."""
+    the run and the file, :func:`netdyn.rundir.open_trajectory`): missing/truncated trajectory, another
+    snapshot count or size than result.json reports, tensors that do not fit the manifest's architecture,
+    or an architecture other than ``arch`` (build_model kwargs) or than the run's config.json."""
     run_dir = Path(run_dir)
-    run = run_dir.name
-    traj = Trajectory.open(run_dir)  # truncated / missing files raise here, naming run and file
+    traj = open_trajectory(run_dir, arch=arch)
     if len(traj) == 0:
-        raise TrajectoryError(f"run {run}: {run_dir / DATA_FILE} holds no snapshots")
-    expected = [("the requested architecture", arch)]
-    cfg = run_dir / "config.json"
-    if cfg.exists():
-        expected.append((str(cfg), json.loads(cfg.read_text()).get("model")))
-    for source, want in expected:
-        if want is not None and architecture_key(want) != architecture_key(traj.arch):
-            raise TrajectoryError(f"run {run}: trajectory {run_dir / MANIFEST_FILE} belongs to architecture "
-                                  f"{traj.arch}, not {want} ({source})")
-    res = run_dir / "result.json"
-    if res.exists():
-        n = json.loads(res.read_text()).get("n_snapshots")
-        if n is not None and n > len(traj):
-            raise TrajectoryError(f"run {run}: {run_dir / DATA_FILE} holds {len(traj)} snapshots but {res} "
-                                  f"reports {n}: the trajectory is truncated")
+        raise TrajectoryError(f"run {run_dir.name}: {run_dir / TRAJECTORY_DATA} holds no snapshots")
     return snapshot_signatures(traj, max_epoch, threads=threads, clustering=clustering)
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..trajectory import Trajectory
+from ..trajectory import Trajectory, row_tensor
 from .steps import Layer
 
 Getter = Callable[[str], np.ndarray]
@@ -22,8 +22,7 @@ def flat_getter(traj: Trajectory, row: np.ndarray) -> Getter:
     entries = {t["name"]: t for t in traj.tensors}
 
     def get(name: str) -> np.ndarray:
-        t = entries[name]
-        return np.asarray(row[t["offset"]:t["offset"] + t["numel"]], dtype=np.float64).reshape(t["shape"])
+        return np.asarray(row_tensor(row, entries[name]), dtype=np.float64)
     return get
 
 

@@ -9,11 +9,11 @@ missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..rundir import epoch_key, run_dir, snapshot_at
 from .features import CURVE_METRICS, FeatureContext, register_feature_set, register_table_feature_set
 
 WEIGHT_STATS = ("mean", "var", "q0", "q25", "q50", "q75", "q100")
@@ -42,7 +42,7 @@ def curve_features(ctx: FeatureContext, window: int) -> pd.DataFrame:
     for r in ctx.runs.index:
         c = ctx.early_curves(r, window).drop_duplicates("epoch", keep="last")
         for _, row in c.iterrows():
-            e = _epoch_label(round(row["epoch"], 6))
+            e = _epoch_label(epoch_key(row["epoch"]))
             for m in CURVE_METRICS:
                 out.at[r, f"curve.{m}@e{e}"] = row[m]
     return out.dropna(axis=1, how="all")  # train_* at init are never measured
@@ -79,25 +79,24 @@ def weight_features(ctx: FeatureContext, window: int) -> pd.DataFrame:
     """Weight statistics at the last snapshot epoch <= E of the grid's schedule. A run without that
     snapshot (diverged earlier) gets NaN rather than an earlier snapshot's statistics, so that one column
     always means one epoch."""
-    from ..trajectory import Trajectory  # torch import only where weights are needed
+    from ..rundir import open_trajectory  # torch import only where weights are needed
 
     if ctx.runs_dir is None:
         raise ValueError("feature set 'weights' needs runs_dir")
     kept = set()
     for r in ctx.runs.index:
         c = ctx.early_curves(r, window)
-        kept.update(c.loc[c["snapshot"] >= 0, "epoch"].round(6))
+        kept.update(epoch_key(c.loc[c["snapshot"] >= 0, "epoch"]))
     if not kept:
         return pd.DataFrame(index=ctx.runs.index)
     ref = max(kept)
 
     def one(run_id: str) -> dict:
-        traj = Trajectory.open(Path(ctx.runs_dir) / run_id)
-        hit = np.flatnonzero(np.isclose(traj.snapshots["epoch"].to_numpy(), ref, atol=1e-6))
-        if not len(hit):
+        traj = open_trajectory(run_dir(ctx.runs_dir, run_id))
+        i = snapshot_at(traj.snapshots["epoch"], ref)
+        if i is None:
             return {}
-        flat = traj.flat(int(hit[-1]))
-        return weight_statistics({t["name"]: flat[t["offset"]:t["offset"] + t["numel"]] for t in traj.tensors})
+        return weight_statistics(traj.row_tensors(traj.flat(i)))
 
     if ctx.n_jobs > 1:  # numpy's sort releases the GIL: threads are enough
         from joblib import Parallel, delayed

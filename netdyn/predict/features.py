@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import curves as read_curves
+from ..rundir import epoch_key, in_window, read_curves, run_dir
 
 CURVE_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -40,7 +40,7 @@ class FeatureContext:
         if run_id not in self._curves:
             if self.runs_dir is None:
                 raise ValueError("curve-based feature sets need runs_dir (where results/runs/<run id> live)")
-            c = read_curves(self.runs_dir, run_id)
+            c = read_curves(run_dir(self.runs_dir, run_id))
             missing = [k for k in ("snapshot", "epoch", *CURVE_METRICS) if k not in c.columns]
             if missing:
                 raise ValueError(f"run {run_id}: curves.csv lacks column(s) {missing}")
@@ -50,7 +50,7 @@ class FeatureContext:
     def early_curves(self, run_id: str, window: float) -> pd.DataFrame:
         """Rows measured by epoch `window` (a diverged measurement included), in epoch order."""
         c = self.curves(run_id)
-        return c[c["epoch"] <= window + 1e-9].sort_values("epoch", kind="stable")
+        return c[in_window(c["epoch"], window)].sort_values("epoch", kind="stable")
 
     def table(self, name: str, window: int) -> pd.DataFrame:
         """Input table `name` for `window`, numeric columns only, one row per run in runs order."""
@@ -77,7 +77,7 @@ class FeatureContext:
         """Snapshot epochs <= window over all runs (the grid shares one schedule; a union is safe)."""
         ep = set()
         for r in self.runs.index:
-            ep.update(self.early_curves(r, window)["epoch"].round(6))
+            ep.update(epoch_key(self.early_curves(r, window)["epoch"]))
         return sorted(ep)
 
 
