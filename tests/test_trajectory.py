@@ -244,3 +244,47 @@ def test_writer_truncate_keeps_first_rows(tmp_path):
         assert torch.equal(v, states[0][k])
     w2 = TrajectoryWriter(tmp_path / RUN, model.state_dict(), run_id=RUN, arch=VGG, dtype="float64", resume=True)
     assert w2.n_snapshots == 1
+
+
+def test_stored_rows_counts_whole_listed_rows(tmp_path):
+    from netdyn.trajectory import stored_rows
+
+    assert stored_rows(tmp_path / RUN) == 0  # nothing there
+    _write(tmp_path / RUN, _model(VGG), n=3)
+    assert stored_rows(tmp_path / RUN) == 3
+    data = tmp_path / RUN / DATA_FILE
+    data.write_bytes(data.read_bytes()[:-1])  # the last row is no longer whole
+    assert stored_rows(tmp_path / RUN) == 2
+    with open(data, "ab") as f:
+        f.write(b"\0" * 10_000)  # bytes past the manifest are not rows it lists
+    assert stored_rows(tmp_path / RUN) == 3
+
+
+def test_writer_refuses_to_keep_rows_the_file_lost(tmp_path):
+    """Resuming to more snapshots than the data file holds whole must fail, not pad the file with zeros."""
+    model = _model(VGG)
+    w, _ = _write(tmp_path / RUN, model, n=3)
+    data = tmp_path / RUN / DATA_FILE
+    cut = data.read_bytes()[:-8]
+    data.write_bytes(cut)
+    with pytest.raises(TrajectoryError) as err:
+        w.truncate(3)
+    assert RUN in str(err.value) and str(data) in str(err.value)
+    assert data.read_bytes() == cut
+    w.truncate(2)
+    assert len(Trajectory.open(tmp_path / RUN)) == 2
+
+
+def test_row_tensor_is_the_manifest_slice(tmp_path):
+    from netdyn.trajectory import row_tensor
+
+    model = _model(VGG)
+    _, states = _write(tmp_path / RUN, model, n=2)
+    traj = Trajectory.open(tmp_path / RUN)
+    raw = np.fromfile(tmp_path / RUN / DATA_FILE, dtype=np.float64).reshape(2, -1)  # independent of the reader
+    for t in traj.tensors:
+        got = row_tensor(raw[1], t)
+        assert got.shape == tuple(t["shape"])
+        np.testing.assert_array_equal(got, states[1][t["name"]].double().numpy())
+        assert row_tensor(raw, t).shape == (2, *t["shape"])  # the whole history at once
+    assert list(traj.row_tensors(traj.flat(1), names=["features.0.weight"])) == ["features.0.weight"]
