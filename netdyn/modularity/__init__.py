@@ -1,0 +1,44 @@
+"""Layer-wise modularity of representations (methods.md §3, Lu et al. ECCV 2022): how cleanly each
+layer's outputs on N test images separate the classes, read as the modularity Q of a cosine kNN graph
+with the true classes as communities.
+
+    q = knn_modularity(features, labels, k=3)      # (N, D) array/tensor + (N,) ints -> Q   (score)
+    out = layer_outputs(model, images)             # {layer: (N, C·H·W)}, one forward pass  (readout)
+    curve = modularity_curve(model, images, labels)  # layer_index, layer_name, q_mean, q_std (curve)
+    names = candidate_layers(curve)                # plateau / degradation rule              (plateau)
+
+Also: ``knn_graph`` / ``cosine_topk`` (the chunked kNN graph, knn), ``edge_modularity`` (Q of any
+weighted edge list, score), ``default_layers`` (readout), ``plateau_runs`` / ``plateau_layers``
+(plateau). Each module documents its decisions; bad input raises ``ModularityInputError`` naming the key.
+
+Names are resolved lazily (PEP 562): ``netdyn.modularity.plateau`` needs neither torch nor graph-tool.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "errors": ("ModularityInputError",),
+    "knn": ("KnnGraph", "cosine_topk", "knn_graph", "symmetrise"),
+    "score": ("knn_modularity", "edge_modularity", "graph_modularity"),
+    "readout": ("layer_outputs", "default_layers"),
+    "curve": ("modularity_curve", "CURVE_COLUMNS"),
+    "plateau": ("plateau_runs", "plateau_layers", "candidate_layers"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

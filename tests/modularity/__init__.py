@@ -1,0 +1,1 @@
+"""Tests of netdyn.modularity, one module per module of the package."""
