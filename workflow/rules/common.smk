@@ -17,6 +17,7 @@ except ConfigError as e:
     raise ValueError(str(e)) from None
 
 from netdyn.data import DatasetNotFoundError, check_available  # noqa: E402
+from netdyn.rundir import RESULT as RUN_RESULT, TRAJECTORY_MANIFEST as RUN_MANIFEST  # noqa: E402
 
 for _name in config["datasets"]:
     try:
@@ -26,11 +27,9 @@ for _name in config["datasets"]:
 
 RESULTS = f"results/{config['study']}"  # one folder per study: two studies in one checkout never mix
 LOGS = f"logs/{config['study']}"
-RUN_RESULT, RUN_MANIFEST = "result.json", "trajectory.json"
 DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
 GROUPS = job_groups(config, RUNS, DEVICE)
-GROUP_OF = {r.run_id: g for g, members in GROUPS.items() for r in members}
 WINDOWS = prediction_windows(config)
 
 
