@@ -169,3 +169,36 @@ def test_two_studies_in_one_checkout_do_not_mix(study):
     jobs = planned_jobs(snakemake(study, "-n", config="other.yaml"))
     assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 6, jobs  # 24 runs, 4 a job
     assert not (study / "results" / "other").exists()
+
+
+def test_kill_unlock_rerun_ends_equal_to_an_uninterrupted_study(study, tmp_path):
+    """kill -9 of Snakemake leaves its training jobs running as orphans; `--unlock` and a rerun (what
+    Snakemake advises) must not let two processes write one run: the run lock refuses the second writer,
+    and once the orphans are gone a rerun ends with every file equal to the uninterrupted study's."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not list((results(tmp_path) / "runs").glob("*/trajectory.bin")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)  # Snakemake only: its job processes live on as orphans
+    first.wait()
+    assert subprocess.run([*cmd, "--unlock"], capture_output=True, timeout=120).returncode == 0
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    logs = "".join(p.read_text() for p in (tmp_path / "logs" / "tiny" / "train").glob("*.log"))
+    if second.returncode != 0:  # it overlapped an orphan: refused by the lock, not a second writer
+        assert "train.lock" in logs, logs[-3000:]
+    while subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True).returncode == 0:
+        time.sleep(0.5)  # the orphans finish their runs
+    final = snakemake(tmp_path)
+    assert final.returncode == 0, final.stderr[-3000:]
+    ref = results(study) / "runs"
+    for run_dir in sorted((results(tmp_path) / "runs").iterdir()):
+        for name in ("trajectory.bin", "trajectory.json", "curves.csv"):
+            assert (run_dir / name).read_bytes() == (ref / run_dir.name / name).read_bytes(), (run_dir.name, name)
+        assert json.loads((run_dir / "result.json").read_text())["status"] in {"complete", "diverged"}
