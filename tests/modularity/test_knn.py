@@ -98,3 +98,23 @@ def test_bad_features_are_refused_naming_features():
         knn_graph(x, k=1)
     with pytest.raises(ModularityInputError, match=r"^chunk_size: "):
         knn_graph(np.ones((4, 3)), k=1, chunk_size=0)
+
+
+def test_float32_near_ties_are_decided_in_float64():
+    # offset-dominated features (as linear outputs of an untrained net): all cosines within ~1e-6 of 1, so
+    # float32 rounding alone would reorder neighbours; the graph must be the exact-cosine one
+    rng = np.random.default_rng(7)
+    x = (1.0 + 1e-3 * rng.normal(size=(120, 10))).astype(np.float32)
+    expected = brute_force_knn_adjacency(x.astype(np.float64), 3)
+    profile = {}
+    got = knn_graph(x, k=3, chunk_size=32, profile=profile).dense()
+    np.testing.assert_array_equal(got != 0, expected != 0)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)  # refined rows carry float64 weights
+    assert profile["refined_rows"] == 120
+
+
+def test_well_separated_rows_are_not_refined():
+    x = np.random.default_rng(8).normal(size=(100, 64)).astype(np.float32)
+    profile = {}
+    cosine_topk(x, k=3, profile=profile)
+    assert profile["refined_rows"] < 10
