@@ -17,8 +17,9 @@ per path on random features of that shape: the rise of the resident-set high-wat
 through /proc/self/clear_refs) above the resident set with the features already built; on cuda also the
 rise of torch.cuda.max_memory_allocated.
 
-Run:  .venv/bin/python bench/modularity.py [--device cuda] [--n 2000] [--repeats 3]
-      (writes bench/results/modularity_<device>.json)
+Run:  .venv/bin/python bench/modularity.py [--device cuda] [--n 2000] [--repeats 3] [--width 2]
+      (writes bench/results/modularity_<device>.json; on a GPU also --width 8, the standard VGG-11 whose
+      widest layer is N × 65,536, with --out naming another file)
 """
 
 from __future__ import annotations
@@ -121,17 +122,29 @@ def ours_snapshot(model, images, labels, k, profile, chunk_size) -> dict[str, fl
     return dict(zip(curve["layer_name"], curve["q_mean"]))
 
 
-def timed(fn, repeats: int) -> tuple[float, dict, dict]:
-    """Median total seconds over repeats, the per-stage seconds of the median run, and its result."""
-    runs = []
+def timed_pair(fn_ours, fn_dense, repeats: int) -> tuple[tuple, tuple]:
+    """Both paths alternately (so a change in the shared machine's load hits both), each as (median
+    total seconds, per-stage seconds of the median run, its result)."""
+    runs: tuple[list, list] = ([], [])
     for _ in range(repeats):
-        profile: dict = {}
-        t = time.perf_counter()
-        result = fn(profile)
-        runs.append((time.perf_counter() - t, profile, result))
-    runs.sort(key=lambda r: r[0])
-    total, profile, result = runs[len(runs) // 2]
-    return total, {key: round(v, 4) for key, v in profile.items()}, result
+        for fn, kept in zip((fn_ours, fn_dense), runs):
+            profile: dict = {}
+            t = time.perf_counter()
+            result = fn(profile)
+            kept.append((time.perf_counter() - t, profile, result))
+    out = []
+    for kept in runs:
+        kept.sort(key=lambda r: r[0])
+        total, profile, result = kept[len(kept) // 2]
+        out.append((total, {key: round(v, 4) for key, v in profile.items()}, result))
+    return out[0], out[1]
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def _status_kb(field: str) -> int:
@@ -178,7 +191,7 @@ def machine_info(device: torch.device) -> dict:
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
         "networkx": nx.__version__, "graph_tool": graph_tool.__version__, "threads": torch.get_num_threads(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "commit": git("rev-parse", "--short", "HEAD"),
         "tree_clean_for_benchmarked_paths": git("status", "--porcelain", "--", "netdyn/modularity",
                                                 "bench/modularity.py") == "",
@@ -212,14 +225,15 @@ def main() -> None:
 
     ours_snapshot(model, images[:200], labels[:200], K, {}, args.chunk_size)  # warm-up (lazy inits, cuBLAS)
     dense_snapshot(model, images[:200], labels[:200], K, {})
-    ours_s, ours_stages, q_ours = timed(
-        lambda p: ours_snapshot(model, images, labels, K, p, args.chunk_size), args.repeats)
-    dense_s, dense_stages, q_dense = timed(lambda p: dense_snapshot(model, images, labels, K, p), args.repeats)
+    (ours_s, ours_stages, q_ours), (dense_s, dense_stages, q_dense) = timed_pair(
+        lambda p: ours_snapshot(model, images, labels, K, p, args.chunk_size),
+        lambda p: dense_snapshot(model, images, labels, K, p), args.repeats)
 
     # the widest layer alone, features prepared beforehand
     feats = layer_outputs(model, images)[widest]
-    w_ours, w_ours_stages, _ = timed(lambda p: ours_layer_q(feats, labels, K, p, args.chunk_size), args.repeats)
-    w_dense, w_dense_stages, _ = timed(lambda p: dense_layer_q(feats, labels, K, p), args.repeats)
+    (w_ours, w_ours_stages, _), (w_dense, w_dense_stages, _) = timed_pair(
+        lambda p: ours_layer_q(feats, labels, K, p, args.chunk_size),
+        lambda p: dense_layer_q(feats, labels, K, p), args.repeats)
     del feats
     memory = {path: probe_in_child(path, args.n, widths[widest], args.device, args.chunk_size)
               for path in ("ours", "dense")}
@@ -239,7 +253,7 @@ def main() -> None:
         "settings": {"arch": f"vgg11bn width {args.width}, default init (seed 0)", "input": "3x32x32",
                      "images": "synthetic: 10 classes, random template per class + N(0,1) noise",
                      "n": args.n, "k": K, "chunk_rows": args.chunk_size, "repeats": args.repeats,
-                     "statistic": "median over repeats (stages: of the median run)", "layers": len(widths),
+                     "statistic": "median over repeats, the two paths alternating (stages: of the median run)", "layers": len(widths),
                      "float32_matmul_precision": torch.get_float32_matmul_precision(),
                      "what_is_timed": "one snapshot: one hooked forward of N images + per layer similarity, "
                                       "kNN, graph and Q; widest layer: the same from prepared features"},
