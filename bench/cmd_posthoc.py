@@ -187,6 +187,8 @@ def compare(stream: dict, ref: dict, planted: np.ndarray) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--widths", type=int, nargs="+", default=[2, 4])
+    p.add_argument("--streaming-only", type=int, nargs="*", default=[8],
+                   help="widths run without the reference (it would not fit in RAM): flatness in N only")
     p.add_argument("--snapshots", type=int, default=50)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--workdir", type=Path, default=None, help="where the .npy trajectories go (default: a temp dir)")
@@ -202,7 +204,8 @@ def main(argv=None) -> dict:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="cmd_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     records, by_width = [], {}
-    for width in args.widths:
+    for width in sorted(set(args.widths) | set(args.streaming_only)):
+        variants = ("reference", "streaming") if width in args.widths else ("streaming",)
         data, layers_json = work / f"resnet20_w{width}.npy", work / f"resnet20_w{width}.layers.json"
         t0 = time.perf_counter()
         info = write_planted(data, width, args.snapshots)
@@ -210,7 +213,7 @@ def main(argv=None) -> dict:
         print(f"w{width}: N={info['N']:,} T={args.snapshots} written in {time.perf_counter() - t0:.1f} s", flush=True)
         fits = {}
         for rep in range(args.repeats):
-            for variant in ("reference", "streaming"):  # alternate, so load drifts hit both
+            for variant in variants:  # alternate, so load drifts hit both
                 fit_out = work / f"fit_w{width}_{variant}.npz"
                 subprocess.run([sys.executable, __file__, "--variant", variant, "--data", str(data),
                                 "--layers", str(layers_json), "--fit-out", str(fit_out)], check=True)
@@ -222,8 +225,9 @@ def main(argv=None) -> dict:
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
                 fits[variant] = f
-        by_width[width] = compare(fits["streaming"], fits["reference"], info["planted_labels"])
-        print(f"w{width}: {json.dumps(by_width[width])}", flush=True)
+        if "reference" in fits:
+            by_width[width] = compare(fits["streaming"], fits["reference"], info["planted_labels"])
+            print(f"w{width}: {json.dumps(by_width[width])}", flush=True)
         data.unlink()
     result = {"benchmark": "post-hoc CMD, streamed netdyn.cmd.posthoc (memmap) vs in-memory NumPy reference",
               "data": "synthetic planted trajectories on ResNet-20 trainable-parameter layouts, float32 .npy "
@@ -232,6 +236,9 @@ def main(argv=None) -> dict:
               "settings": {"n_samples": K, "n_modes": M, "planted_modes": PLANTED_MODES, "noise": NOISE,
                            "constant_share": CONSTANT_SHARE, "snapshots": args.snapshots, "repeats": args.repeats,
                            "memory": "VmHWM at the end minus VmRSS after imports, fresh process per variant"},
+              "issue_baseline": "not rerun here: the CMD authors' post-hoc code (K=1000, M=10, float32 N×T in "
+                                "RAM), ResNet-20-like w4, N=4.29 M, T=50, 2 cores: 26 s, 2.77 GB peak RSS of "
+                                "which about 0.56 GB imports (issue 10)",
               "records": records, "agreement": {f"w{w}": c for w, c in by_width.items()},
               "goals": goals(records, by_width)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -243,8 +250,9 @@ def main(argv=None) -> dict:
 def goals(records: list[dict], agreement: dict) -> dict:
     def best(width, variant, key):
         return min(r[key] for r in records if r["width"] == width and r["variant"] == variant)
-    widths = sorted(agreement)
-    big, small = widths[-1], widths[0]
+    big = max(agreement)
+    widths = sorted({r["width"] for r in records if r["variant"] == "streaming"})
+    small, largest = widths[0], widths[-1]
     s_mem, r_mem = best(big, "streaming", "peak_above_import_mb"), best(big, "reference", "peak_above_import_mb")
     s_t, r_t = best(big, "streaming", "wall_s"), best(big, "reference", "wall_s")
     out_mb = {w: next(r["outputs_mb"] for r in records if r["width"] == w) for w in widths}
@@ -255,7 +263,7 @@ def goals(records: list[dict], agreement: dict) -> dict:
             f"memory_ratio_ge_{GOAL_MEMORY_RATIO:g}x_at_w{big}": {"ratio": r_mem / s_mem, "met": r_mem / s_mem >= GOAL_MEMORY_RATIO},
             f"memory_le_{GOAL_MEMORY_GB}GB_at_w{big}": {"gb": s_mem / 1024, "met": s_mem / 1024 <= GOAL_MEMORY_GB},
             "flat_in_N": {"working_mb_by_width": {f"w{w}": work[w] for w in widths},
-                          "met": work[big] <= GOAL_FLAT * work[small]},
+                          "met": work[largest] <= GOAL_FLAT * work[small]},
             "no_slower": {"streaming_s": s_t, "reference_s": r_t, "met": s_t <= r_t}}
 
 

@@ -9,10 +9,10 @@
     >>> on.update(W[5]); on.a, on.b                  # recursive least squares, no history kept
 
 Peak memory does not grow with N beyond the 20 bytes per parameter of the outputs: see
-:mod:`netdyn.cmd.posthoc` for the bound.
+:mod:`netdyn.cmd.decompose` for the bound.
 """
 
 from .online import OnlineCMD  # noqa: F401
-from .posthoc import abs_correlation, default_chunk, fit_all, posthoc, posthoc_source  # noqa: F401
+from .decompose import abs_correlation, default_chunk, fit_all, posthoc, posthoc_source  # noqa: F401
 from .result import BYTES_PER_PARAMETER, CMDResult  # noqa: F401
 from .source import CMDError, Source, as_source, trajectory_layers  # noqa: F401

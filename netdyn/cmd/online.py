@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .posthoc import MIN_SNAPSHOTS, default_chunk, posthoc_source
+from .decompose import MIN_SNAPSHOTS, default_chunk, posthoc_source
 from .result import CMDResult
 from .source import CMDError, Source, as_source
 

@@ -3,10 +3,11 @@
 
 Everything downstream reads through :class:`Source`, in column blocks of at most ``chunk`` columns and
 converted to float64, so the working memory is O(chunk · T) whatever N is. A read-only memory map is
-read through its mapping; the pages a block touched are handed back to the kernel afterwards
-(``madvise(MADV_DONTNEED)``: they stay in the page cache but leave this process's resident set), else a
-pass over a 1 GB trajectory would leave 1 GB of file pages counted in the process's RSS. Writable maps
-are left alone (dropping a copy-on-write page would lose its private changes).
+read through its mapping one row of a block at a time, and the pages that row mapped are handed back
+to the kernel before the next (``madvise(MADV_DONTNEED)``: they stay in the page cache but leave this
+process's resident set); else a pass over a 1 GB trajectory would leave 1 GB of file pages counted in
+the process's RSS. Writable maps are left alone (dropping a copy-on-write page would lose its private
+changes), as is every map where the platform has no MADV_DONTNEED.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-RELEASE_PAD = 256 * 1024  # bytes released on either side of a block: the kernel maps neighbours on a fault
+# A fault on a file page maps its neighbours too (fault-around; a whole large folio, up to 2 MiB, on recent
+# kernels), so each row's release reaches this far past what was read.
+RELEASE_PAD = 2 * 2**20
+GATHER_WINDOW = 2**16  # columns: a scattered read maps at most one row of this many values at a time
 
 
 class CMDError(ValueError):
@@ -30,7 +34,7 @@ class CMDError(ValueError):
 
 def _readonly_mmap(a: np.ndarray) -> mmap.mmap | None:
     """The mmap under an array viewing a read-only (mode 'r') np.memmap with contiguous rows, if any."""
-    if a.ndim != 2 or a.strides[1] != a.itemsize:
+    if a.ndim != 2 or a.strides[1] != a.itemsize or not hasattr(mmap, "MADV_DONTNEED"):
         return None
     base = a
     while isinstance(base, np.ndarray):
@@ -40,7 +44,7 @@ def _readonly_mmap(a: np.ndarray) -> mmap.mmap | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
     """A (T, N) matrix with the modelled column blocks ``layers`` ((name, slice of columns), in order);
     position ``p`` of the modelled parameter vector is the ``p``-th modelled column."""
@@ -52,9 +56,9 @@ class Source:
     def __post_init__(self):
         mm = _readonly_mmap(self.matrix)
         base = np.frombuffer(mm, np.uint8).__array_interface__["data"][0] if mm is not None else 0
-        object.__setattr__(self, "_map", (mm, base))
+        self._map = (mm, base)
         sizes = [s.stop - s.start for _, s in self.layers]
-        object.__setattr__(self, "layer_starts", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+        self.layer_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # modelled position of each layer
 
     @property
     def n_snapshots(self) -> int:
@@ -82,10 +86,14 @@ class Source:
             for b in range(c0, c1, chunk):
                 yield b, min(b + chunk, c1), p + b - c0
 
-    def read(self, c0: int, c1: int, rows=slice(None)) -> np.ndarray:
-        """Source columns [c0, c1) of the given rows, as a new float64 array."""
-        block = np.array(self.matrix[rows, c0:c1], dtype=np.float64)
-        self._release(c0, c1)
+    def read(self, c0: int, c1: int) -> np.ndarray:
+        """Source columns [c0, c1) of all snapshots, as a new float64 array (T, c1 - c0)."""
+        if self._map[0] is None:
+            return np.array(self.matrix[:, c0:c1], dtype=np.float64)
+        block = np.empty((self.n_snapshots, c1 - c0))
+        for t in range(self.n_snapshots):  # a row at a time: what one row maps is released before the next
+            block[t] = self.matrix[t, c0:c1]
+            self._release(t, c0, c1)
         return block
 
     def source_columns(self, positions: np.ndarray) -> np.ndarray:
@@ -95,25 +103,35 @@ class Source:
         starts = np.array([s.start for _, s in self.layers], dtype=np.int64)
         return starts[layer] + positions - self.layer_starts[layer]
 
-    def gather(self, positions: Sequence[int], rows=slice(None)) -> np.ndarray:
-        """The trajectories of the given modelled positions, float64, shape (T, len(positions))."""
+    def gather(self, positions: Sequence[int]) -> np.ndarray:
+        """The trajectories of the given modelled positions, float64, shape (T, len(positions)); read in
+        windows of GATHER_WINDOW columns, so scattered columns do not map whole rows."""
         cols = self.source_columns(positions)
-        out = np.array(self.matrix[rows][:, cols], dtype=np.float64)
-        self._release(int(cols.min()), int(cols.max()) + 1)
+        if self._map[0] is None:
+            return np.array(self.matrix[:, cols], dtype=np.float64)
+        order = np.argsort(cols, kind="stable")
+        ordered = cols[order]
+        out = np.empty((self.n_snapshots, len(cols)))
+        start = 0
+        while start < len(ordered):
+            stop = int(np.searchsorted(ordered, ordered[start] + GATHER_WINDOW))
+            lo, hi = int(ordered[start]), int(ordered[stop - 1]) + 1
+            for t in range(self.n_snapshots):
+                out[t, order[start:stop]] = self.matrix[t, ordered[start:stop]]
+                self._release(t, lo, hi)
+            start = stop
         return out
 
-    def _release(self, c0: int, c1: int) -> None:
+    def _release(self, t: int, c0: int, c1: int) -> None:
+        """Drop from this process the mapped pages of row t around columns [c0, c1)."""
         mm, base = self._map
-        if mm is None:
-            return
         a = self.matrix
-        first = a.__array_interface__["data"][0] - base
-        for t in range(a.shape[0]):
-            lo = max(0, first + t * a.strides[0] + c0 * a.itemsize - RELEASE_PAD)
-            hi = min(len(mm), first + t * a.strides[0] + c1 * a.itemsize + RELEASE_PAD)
-            lo -= lo % mmap.PAGESIZE
-            if hi > lo:
-                mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        at = a.__array_interface__["data"][0] - base + t * a.strides[0]
+        lo = max(0, at + c0 * a.itemsize - RELEASE_PAD)
+        hi = min(len(mm), at + c1 * a.itemsize + RELEASE_PAD)
+        lo -= lo % mmap.PAGESIZE
+        if hi > lo:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def _check_layers(layers, n_columns: int, run: str) -> tuple[tuple[str, slice], ...]:

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from netdyn import cmd
-from netdyn.cmd.posthoc import abs_correlation, cluster_modes
+from netdyn.cmd.decompose import abs_correlation, cluster_modes
 
 from planted_modes import planted
 

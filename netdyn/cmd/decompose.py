@@ -8,10 +8,14 @@ correlates with most (|ρ|) and gets the least-squares affine fit w_i(t) ≈ a_i
 
 Memory, for T snapshots, N modelled parameters, K samples, M modes and blocks of B columns (``chunk``):
   outputs          20·N bytes (labels int32, a and b float64) + M·T floats
-  samples          K·T·8 (trajectories) + 2·K²·8 (|ρ| and scipy's condensed distances) bytes
+  sampling         8 bytes per parameter of the largest layer (index draws) + 2·K·T·8 bytes
+  clustering       K·T·8 (trajectories) + about 1.5·K²·8 bytes (|ρ| and scipy's condensed distances)
   per block        about (2·T + 4·M)·B·8 bytes (the block in float64, its residual, M×B correlations)
-Nothing else grows with N: a memory-mapped W is read block by block and its pages are dropped from the
-process after each block (:mod:`.source`). Default B = 2^21 / T (16 MiB per T×B float64 array).
+  file pages       a memory-mapped W is read a row of a block at a time, and what that row mapped is
+                   dropped from the process before the next (:mod:`.source`): B values + 4 MiB at most
+Nothing else grows with N. Default B = 2^19 / T (4 MiB per T×B float64 array). Measured on ResNet-20
+layouts (T = 50, K = 1000, M = 10; bench/results/cmd_posthoc_cpu.json): peak RSS above the imports about
+95 MiB at w4 (N = 4.33 M), 83 MiB of it the outputs; the rest about 12 MiB at w2, w4 and w8 alike.
 
 Conventions: a parameter that never moves (zero variance) has |ρ| = 0 to every reference; it goes to
 mode 0 (the first of the ties) with a = 0, b = its value. NaN correlations (non-finite values) count as
@@ -33,8 +37,8 @@ MIN_SNAPSHOTS = 3  # with 2 snapshots every pair of moving parameters has |ρ| =
 
 
 def default_chunk(n_snapshots: int) -> int:
-    """Columns per block: about 16 MiB per (T, B) float64 array."""
-    return max(1024, 2**21 // max(n_snapshots, 1))
+    """Columns per block: about 4 MiB per (T, B) float64 array (small enough to stay in cache)."""
+    return max(1024, 2**19 // max(n_snapshots, 1))
 
 
 def abs_correlation(X: np.ndarray) -> np.ndarray:
