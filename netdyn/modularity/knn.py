@@ -22,7 +22,9 @@ Decisions taken here (the paper's code is silent or differs):
   similarity ≥ k-th − REFINE_GAP) recomputed in float64. In layers where all cosines are ~1 (e.g. the
   bias-dominated linear outputs of an untrained net) that is every row and column, and float32 alone
   gave Q up to 0.013 off; in conv layers it is 1–3 % of rows and a few columns each. Such layers stay
-  sensitive to the features' own rounding (a GPU and a CPU forward differ there).
+  sensitive to the features' own rounding (a GPU and a CPU forward differ there). The margin assumes
+  full float32 matmuls, so ``cosine_topk`` runs with torch's float32 matmul precision "highest" (no
+  TF32, whose cosine error is ~1e-3) and restores the caller's setting afterwards.
 
 Memory: S is never held whole. Each step takes ``chunk_size`` rows (c), computes their c×N block of S
 with one matmul (on the features' device: the GPU when the tensor is there) and keeps only the k best per
@@ -37,6 +39,7 @@ O(b·N + b·D) more (at most about 25 MB at N = 2,000, D = 16,384).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +163,16 @@ def _lap(profile: dict | None, key: str, start: float, device: torch.device) -> 
     return now
 
 
+@contextmanager
+def _full_float32_matmuls():
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
 def cosine_topk(features, k: int = 3, chunk_size: int = CHUNK_ROWS,
                 profile: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k most cosine-similar other rows: ``(neighbours (N, k) int64, similarity (N, k) float64)``.
@@ -176,7 +189,7 @@ def cosine_topk(features, k: int = 3, chunk_size: int = CHUNK_ROWS,
     norms = row_norms(x)
     cols_out = torch.empty((n, k), dtype=torch.int64, device=x.device)
     vals_out = torch.empty((n, k), dtype=torch.float64, device=x.device)
-    with torch.no_grad():
+    with torch.no_grad(), _full_float32_matmuls():
         for r0 in range(0, n, chunk_size):
             r1 = min(n, r0 + chunk_size)
             t = time.perf_counter()

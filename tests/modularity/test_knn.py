@@ -118,3 +118,32 @@ def test_well_separated_rows_are_not_refined():
     profile = {}
     cosine_topk(x, k=3, profile=profile)
     assert profile["refined_rows"] < 10
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu():
+    x = torch.randn(700, 300, generator=torch.Generator().manual_seed(3))
+    cpu = cosine_topk(x, k=3, chunk_size=128)
+    gpu = cosine_topk(x.cuda(), k=3, chunk_size=128)
+    np.testing.assert_array_equal(gpu[0], cpu[0])
+    np.testing.assert_allclose(gpu[1], cpu[1], atol=1e-6)
+
+
+def test_matmul_precision_is_full_inside_and_restored():
+    seen = []
+    original = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        seen.append(torch.get_float32_matmul_precision())
+        return original(a, b)
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        torch.Tensor.__matmul__ = spy
+        cosine_topk(torch.randn(20, 5), k=2)
+    finally:
+        torch.Tensor.__matmul__ = original
+        after = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(before)
+    assert seen and set(seen) == {"highest"} and after == "high"

@@ -83,3 +83,12 @@ def test_named_layers_and_refusals():
     with pytest.raises(ModularityInputError, match=r"^layers: .*exactly once"):
         layer_outputs(twice, torch.randn(2, 4))
     assert not shared._forward_hooks  # hooks removed even after a refusal
+
+
+def test_torchvision_resnet_reads_stem_blocks_and_fc():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(num_classes=10)
+    blocks = [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
+    assert default_layers(model) == ["conv1", *blocks, "fc"]
+    out = layer_outputs(model, torch.randn(2, 3, 32, 32))
+    assert out["layer4.1"].shape == (2, 512 * 1 * 1) and out["fc"].shape == (2, 10)
