@@ -21,7 +21,7 @@ and numpy, so the prediction stage runs where graph-tool and torch are not insta
 
 from __future__ import annotations
 
-import importlib
+from ..exports import lazy_exports
 
 _EXPORTS = {
     "columns": ("PROPERTIES", "AGGREGATORS", "META_COLUMNS"),
@@ -33,19 +33,4 @@ _EXPORTS = {
     "unrolled": ("unrolled_graph", "graph_sizes"),
     "extract": ("snapshot_signatures", "extract_run", "extract_runs"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

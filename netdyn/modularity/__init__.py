@@ -16,7 +16,7 @@ Names are resolved lazily (PEP 562): ``netdyn.modularity.plateau`` needs neither
 
 from __future__ import annotations
 
-import importlib
+from ..exports import lazy_exports
 
 _EXPORTS = {
     "errors": ("ModularityInputError",),
@@ -26,19 +26,4 @@ _EXPORTS = {
     "curve": ("modularity_curve", "CURVE_COLUMNS"),
     "plateau": ("plateau_runs", "plateau_layers", "candidate_layers"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
