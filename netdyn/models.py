@@ -15,6 +15,9 @@ swapping module types, another builds graphs by walking the module tree.
 
 Weights keep PyTorch's default initialisation, so ``torch.manual_seed(s)``
 followed by :func:`build_model` is reproducible.
+
+Pruned networks (``drop``, the modularity stage's pruning check) are built,
+not cut out of a trained one; see :func:`build_model` for the rule.
 """
 
 from __future__ import annotations
@@ -151,20 +154,28 @@ def _alexnet(w, in_channels, num_classes, image_size, dropout):
     return _Net("alexnet", w, None, nn.Sequential(*layers), classifier)
 
 
-def _vgg(w, in_channels, num_classes, image_size, dropout, depth, batchnorm):
-    """VGG-A/B/D/E at 1/8 channels x width.
+def _vgg(w, in_channels, num_classes, image_size, dropout, depth, batchnorm, drop=()):
+    """VGG-A/B/D/E at 1/8 channels x width, without the convs numbered in ``drop``.
 
     A max-pool is skipped when the spatial size is already 1, so small inputs
     (e.g. 16x16 digits, which reach 1x1 after four pools) still work; on 32x32
     inputs all five pools are applied, as in the standard CIFAR VGG.
     """
     layers, c, s = [], in_channels, image_size
+    convs = [v for v in _VGG_CONFIGS[depth] if v != "M"]
+    _check_drop(drop, len(convs), f"vgg{depth} has {len(convs)} conv layers")
+    if len(drop) == len(convs):
+        raise ValueError(f"drop: {drop} would remove every conv layer of vgg{depth}; keep at least one")
+    i_conv = -1
     for v in _VGG_CONFIGS[depth]:
         if v == "M":
             if s > 1:
                 layers.append(nn.MaxPool2d(2))
                 s //= 2
             continue
+        i_conv += 1
+        if i_conv in drop:
+            continue  # c stays: the next kept conv (or the classifier) takes this conv's input channels
         out = v * w
         layers.append(nn.Conv2d(c, out, 3, padding=1, bias=not batchnorm))
         if batchnorm:
@@ -180,15 +191,23 @@ def _vgg(w, in_channels, num_classes, image_size, dropout, depth, batchnorm):
     return _Net("vgg", w, depth, nn.Sequential(*layers), classifier)
 
 
-def _resnet(w, in_channels, num_classes, image_size, dropout, depth):
-    """CIFAR ResNet-(6n+2): stem, three stages of n blocks, global pool."""
+def _resnet(w, in_channels, num_classes, image_size, dropout, depth, drop=()):
+    """CIFAR ResNet-(6n+2): stem, three stages of n blocks, global pool; blocks numbered in ``drop``
+    (0..3n-1 in forward order) are left out, which only a block with an identity shortcut allows."""
     n = (depth - 2) // 6
+    _check_drop(drop, 3 * n, f"resnet{depth} has {3 * n} residual blocks")
     layers = [nn.Conv2d(in_channels, 16 * w, 3, padding=1, bias=False),
               nn.BatchNorm2d(16 * w), nn.ReLU()]
     c = 16 * w
     for stage, planes in enumerate((16 * w, 32 * w, 64 * w)):
         for i in range(n):
             stride = 2 if (stage > 0 and i == 0) else 1
+            if stage * n + i in drop:
+                if stride != 1 or c != planes:
+                    raise ValueError(f"drop: resnet{depth} block {stage * n + i} changes the shape "
+                                     f"({c}->{planes} channels, stride {stride}) and cannot be removed; "
+                                     "only blocks with an identity shortcut can")
+                continue
             layers.append(BasicBlock(c, planes, stride))
             c = planes
     layers.append(nn.AdaptiveAvgPool2d(1))
@@ -202,15 +221,51 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _check_drop(drop: tuple[int, ...], n: int, what: str) -> None:
+    bad = [i for i in drop if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"drop: indices {bad} out of range; {what}, numbered 0..{n - 1}")
+
+
+def _normalise_drop(drop) -> tuple[int, ...]:
+    """``drop`` as a sorted tuple of distinct ints (a JSON list from config.json is fine)."""
+    try:
+        items = list(drop)
+    except TypeError:
+        raise ValueError(f"drop must be a sequence of layer indices, got {drop!r}") from None
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in items):
+        raise ValueError(f"drop must hold int layer indices, got {drop!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"drop names a layer twice: {drop!r}")
+    return tuple(sorted(items))
+
+
 def build_model(arch: str, *, width: int = 1, in_channels: int = 3, num_classes: int = 10,
                 image_size: int = 32, dropout: float = 0.0, depth: int | None = None,
-                batchnorm: bool | None = None) -> nn.Module:
+                batchnorm: bool | None = None, drop=()) -> nn.Module:
     """Build one model of family ``arch`` for ``in_channels`` x ``image_size``^2 inputs.
 
     ``width`` multiplies every hidden channel/unit count, so parameters grow
     roughly quadratically in it. ``depth`` applies to vgg (default 11) and
     resnet (default 20) only; ``batchnorm`` to vgg (default True) and resnet
     (always on). Raises ValueError naming the offending argument.
+
+    ``drop`` (default empty: the full network) builds a pruned network:
+    * vgg: indices of conv layers in the feature stack, counted over the convs
+      only (0..7 for VGG-11). Each dropped conv goes with its BatchNorm and
+      ReLU; max-pools stay where they are. Channels: the next kept conv takes
+      the dropped conv's *input* channels (so dropping a conv whose in and out
+      channels differ changes the next conv's weight shape; when the dropped
+      conv is the last, the first linear layer reads the last kept conv's
+      channels). At least one conv must stay.
+    * resnet: indices of residual blocks, 0..3n-1 in forward order; only a
+      block with an identity shortcut (stride 1, in = out channels) can go.
+    * lenet, alexnet: not supported (``drop`` must be empty).
+    The remaining modules are numbered consecutively as in any nn.Sequential,
+    so a pruned net's module names are those of a net configured without the
+    dropped layers (e.g. VGG-11-BN without conv 1: conv 2 follows both
+    pools as ``features.5``, not ``features.8``). ``model.drop`` records the
+    sorted indices.
     """
     depth, batchnorm = resolve_architecture(arch, depth, batchnorm)
     width = _positive_int("width", width)
@@ -220,12 +275,18 @@ def build_model(arch: str, *, width: int = 1, in_channels: int = 3, num_classes:
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
     dropout = float(dropout)
+    drop = _normalise_drop(drop)
     if arch in ("lenet", "alexnet"):
+        if drop:
+            raise ValueError(f"drop: {arch} cannot drop layers (only vgg convs and resnet blocks), got {drop}")
         build = _lenet if arch == "lenet" else _alexnet
-        return build(width, in_channels, num_classes, image_size, dropout)
-    if arch == "vgg":
-        return _vgg(width, in_channels, num_classes, image_size, dropout, depth, batchnorm)
-    return _resnet(width, in_channels, num_classes, image_size, dropout, depth)
+        model = build(width, in_channels, num_classes, image_size, dropout)
+    elif arch == "vgg":
+        model = _vgg(width, in_channels, num_classes, image_size, dropout, depth, batchnorm, drop)
+    else:
+        model = _resnet(width, in_channels, num_classes, image_size, dropout, depth, drop)
+    model.drop = drop
+    return model
 
 
 class ArchitectureError(ValueError):

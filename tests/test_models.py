@@ -180,3 +180,78 @@ def test_parameter_table():
     rows = parameter_table(archs=("lenet",), widths=(1, 2), in_channels=3, image_size=32)
     assert rows[0] == {"arch": "lenet", "width": 1, "parameters": 62006}
     assert [r["width"] for r in rows] == [1, 2]
+
+
+# --- drop: pruned networks (modularity pruning check) ---------------------------------------------------
+# VGG-11-BN width 1 convs: 0: in->8, 1: 8->16, 2: 16->32, 3: 32->32, 4: 32->64, 5..7: 64->64 (3x3, no bias).
+
+def _vgg_digits(**kw):
+    return build_model("vgg", in_channels=1, image_size=16, **kw)
+
+
+@pytest.mark.parametrize("drop,removed", [
+    ((3,), 9 * 32 * 32 + 2 * 32),  # 32->32: exactly the conv and its BN
+    ((7,), 9 * 64 * 64 + 2 * 64),  # last conv: the classifier still reads 64 channels
+    ((3, 6), 9 * 32 * 32 + 2 * 32 + 9 * 64 * 64 + 2 * 64),
+    # 32->64: the conv and its BN go, and conv 5 takes 32 input channels instead of 64
+    ((4,), 9 * 32 * 64 + 2 * 64 + 9 * (64 - 32) * 64),
+    # in->8: conv 1 reads the image's 1 channel instead of 8
+    ((0,), 9 * 1 * 8 + 2 * 8 + 9 * (8 - 1) * 16),
+])
+def test_vgg_drop_removes_exactly_the_dropped_layers(drop, removed):
+    full, pruned = _vgg_digits(), _vgg_digits(drop=drop)
+    assert count_parameters(full) - count_parameters(pruned) == removed
+    assert pruned.drop == drop
+    convs = [m for m in pruned.features if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 8 - len(drop)
+    assert pruned(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+
+
+def test_vgg_drop_without_batchnorm_removes_conv_with_bias():
+    full, pruned = _vgg_digits(batchnorm=False), _vgg_digits(batchnorm=False, drop=[5])
+    assert count_parameters(full) - count_parameters(pruned) == 9 * 64 * 64 + 64
+
+
+def test_vgg_drop_names_are_renumbered_and_pools_stay():
+    model = build_model("vgg", in_channels=1, image_size=8, drop=(1,))
+    names = {n: type(m) for n, m in model.features.named_children()}
+    # 0 conv0 bn relu, 3 pool | (conv1 bn relu gone) 4 pool | 5 conv2 bn relu, 8 conv3 bn relu, 11 pool |
+    # 12 conv4, 15 conv5 | (pool skipped at 1x1) 18 conv6, 21 conv7
+    assert [n for n, t in names.items() if t is nn.Conv2d] == ["0", "5", "8", "12", "15", "18", "21"]
+    assert [n for n, t in names.items() if t is nn.MaxPool2d] == ["3", "4", "11"]  # 8 -> 4 -> 2 -> 1
+    assert model.features[5].in_channels == 8 and model.features[5].out_channels == 32
+    assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_empty_drop_is_the_full_network():
+    for arch, kw in VARIANTS:
+        torch.manual_seed(3)
+        a = build_model(arch, **kw).state_dict()
+        torch.manual_seed(3)
+        b = build_model(arch, drop=[], **kw).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resnet_drop_identity_block():
+    full, pruned = build_model("resnet", depth=8), build_model("resnet", depth=8, drop=[0])
+    assert count_parameters(full) - count_parameters(pruned) == 2 * 9 * 16 * 16 + 2 * 2 * 16
+    assert sum(isinstance(m, BasicBlock) for m in pruned.features) == 2
+    assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("arch,kw,drop", [
+    ("vgg", {}, (8,)),                        # VGG-11 has convs 0..7
+    ("vgg", {}, (-1,)),
+    ("vgg", {}, (1, 1)),
+    ("vgg", {}, ("a",)),
+    ("vgg", {}, (True,)),
+    ("vgg", {}, 3),                           # not a sequence
+    ("vgg", {}, tuple(range(8))),             # nothing left
+    ("lenet", {}, (0,)),
+    ("alexnet", {}, (0,)),
+    ("resnet", {"depth": 8}, (1,)),           # first block of stage 2: stride 2, 16 -> 32
+    ("resnet", {"depth": 8}, (3,)),
+])
+def test_bad_drop_raises_naming_drop(arch, kw, drop):
+    with pytest.raises(ValueError, match="drop"):
+        build_model(arch, drop=drop, **kw)
