@@ -25,5 +25,6 @@ _EXPORTS = {
     "readout": ("layer_outputs", "default_layers"),
     "curve": ("modularity_curve", "CURVE_COLUMNS"),
     "plateau": ("plateau_runs", "plateau_layers", "candidate_layers"),
+    "run": ("run_curves", "RUN_CURVE_COLUMNS", "run_test_data", "snapshot_indices"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
