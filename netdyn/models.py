@@ -1,8 +1,10 @@
 """The CNN families whose training dynamics the study compares.
 
-Every model built here obeys one structural contract, because other modules
-rely on it: one packs K copies of a model into a single "batched" model by
-swapping module types, another builds graphs by walking the module tree.
+Every model built here obeys one structural contract, because netdyn.packed
+relies on it: it packs K copies of a model into a single "batched" model by
+swapping module types. (The graph builder no longer needs it: it traces any
+module with torch.fx.) Over 300 lines: four families, the pruning rule and
+the one table of which architectures and depths exist belong together.
 
 * A model has ``features`` (``nn.Sequential``) and ``classifier``
   (``nn.Sequential`` whose first module is ``nn.Flatten``), and
