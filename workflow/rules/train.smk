@@ -22,6 +22,9 @@ for _group, _members in GROUPS.items():
         threads: config["training"]["threads"]
         resources:
             gpu=1 if DEVICE == "cuda" else 0,
+            # SLURM: --gpus=MODEL:1 (profiles/slurm); an env variable since set-resources cannot name these rules
+            **({"gpu_model": os.environ["NETDYN_GPU_MODEL"]}
+               if DEVICE == "cuda" and os.environ.get("NETDYN_GPU_MODEL") else {}),
         conda:
             "../../envs/train.yaml"
         script:
