@@ -211,3 +211,40 @@ def test_a_job_no_node_can_hold_fails_at_once_with_a_message(cluster, studies):
     assert time.monotonic() - start < 60
     assert "SLURM sbatch failed" in out and "More processors requested than permitted" in out, out[-3000:]
     assert f"--cpus-per-task={too_many}" in out
+
+
+WORKSTATION_SNAKEFILE = """
+rule all:
+    input: expand("gpu{i}.txt", i=range(3)), "cpu.txt", "greedy.txt"
+
+rule gpu_job:
+    output: "gpu{i}.txt"
+    resources: gpu=1
+    shell: "date +%s.%N > {output}; sleep 2; date +%s.%N >> {output}"
+
+rule cpu_job:
+    output: "cpu.txt"
+    shell: "date +%s.%N > {output}; sleep 2; date +%s.%N >> {output}"
+
+rule greedy_job:
+    output: "greedy.txt"
+    threads: 512
+    shell: "echo {threads} > {output}"
+"""
+
+
+def test_workstation_profile_runs_one_gpu_job_at_a_time(tmp_path):
+    """profiles/workstation: GPU jobs never overlap, a CPU job runs beside them, threads stay within the
+    machine's cores (no cluster needed)."""
+    (tmp_path / "Snakefile").write_text(WORKSTATION_SNAKEFILE)
+    proc = subprocess.run([str(SNAKEMAKE), "--snakefile", str(tmp_path / "Snakefile"), "--directory", str(tmp_path),
+                           "--profile", str(REPO / "profiles/workstation")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spans = {p.stem: tuple(map(float, p.read_text().split())) for p in tmp_path.glob("*pu*.txt")}
+    gpu = sorted(v for k, v in spans.items() if k.startswith("gpu"))
+    assert len(gpu) == 3 and all(a[1] <= b[0] for a, b in zip(gpu, gpu[1:]))
+    cores = len(os.sched_getaffinity(0))
+    if cores >= 2:  # room for the CPU job beside a GPU job
+        assert any(g[0] < spans["cpu"][1] and spans["cpu"][0] < g[1] for g in gpu)
+    assert int((tmp_path / "greedy.txt").read_text()) == cores
