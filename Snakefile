@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/graphs.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -26,3 +27,4 @@ rule all:
         rules.collect_runs.output,
         rules.collect_graphs.output,
         rules.predict.output,
+        rules.figures.output,

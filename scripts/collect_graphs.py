@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `collect_graphs`: signature table, trajectories figure, graph sizes."""
+"""Snakemake entry point of rule `collect_graphs`: signature table, graph sizes."""
 import sys
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
@@ -7,15 +7,11 @@ sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the 
 import pandas as pd  # noqa: E402
 
 from netdyn import runlog  # noqa: E402
-from netdyn.figures.graphs import plot_graph_sizes, plot_signature_trajectories  # noqa: E402
 from netdyn.graphs import graph_sizes  # noqa: E402
 
 runlog.setup(sm.log[0])
 signatures = pd.concat([pd.read_csv(f) for f in sm.input.signatures], ignore_index=True)
 signatures.to_csv(sm.output.signatures, index=False)
-runs = pd.read_csv(sm.input.runs)
-plot_signature_trajectories(signatures, runs, sm.output.trajectories)
 archs = [("lenet", {}), ("alexnet", {}), ("vgg", {"depth": 11}), ("resnet", {"depth": 20})]
 sizes = pd.concat([graph_sizes(a, sm.params.widths, image_size=sm.params.image_size, **kw) for a, kw in archs])
 sizes.to_csv(sm.output.sizes, index=False)
-plot_graph_sizes(sizes, sm.output.sizes_figure)

@@ -7,7 +7,6 @@ sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the 
 import pandas as pd  # noqa: E402
 
 from netdyn import runlog  # noqa: E402
-from netdyn.figures import predict as figures  # noqa: E402
 from netdyn.graphs import temporal_summary  # noqa: E402
 from netdyn.predict import run_prediction  # noqa: E402
 
@@ -21,7 +20,3 @@ out = run_prediction(runs, sm.params.runs_dir, summaries, cfg, n_jobs=sm.threads
 out["predictions"].to_csv(sm.output.predictions, index=False)
 out["metrics"].to_csv(sm.output.metrics, index=False)
 out["importances"].to_csv(sm.output.importances, index=False)
-figures.plot_predicted_vs_true(out["predictions"], sm.output.predicted_vs_true)
-figures.plot_metrics_vs_window(out["metrics"], sm.output.metrics_vs_window)
-figures.plot_transfer_by_width(out["metrics"], sm.output.transfer)
-figures.plot_feature_importance(out["importances"], sm.output.importance_figure)

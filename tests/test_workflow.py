@@ -143,9 +143,9 @@ def _edited_config(study: Path, section: str, **values) -> str:
 
 
 @pytest.mark.parametrize("section, edit, expected", [
-    ("predict", {"bootstrap": 60}, {"predict", "all"}),
-    ("predict", {"folds": 2}, {"predict", "all"}),
-    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "predict", "all"}),
+    ("predict", {"bootstrap": 60}, {"predict", "figures", "all"}),
+    ("predict", {"folds": 2}, {"predict", "figures", "all"}),
+    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "predict", "figures", "all"}),
 ])
 def test_a_job_reruns_only_where_its_inputs_change(study, section, edit, expected):
     """Editing the prediction settings reruns prediction only; a key the graphs read (the largest window)
@@ -202,3 +202,27 @@ def test_kill_unlock_rerun_ends_equal_to_an_uninterrupted_study(study, tmp_path)
         for name in ("trajectory.bin", "trajectory.json", "curves.csv"):
             assert (run_dir / name).read_bytes() == (ref / run_dir.name / name).read_bytes(), (run_dir.name, name)
         assert json.loads((run_dir / "result.json").read_text())["status"] in {"complete", "diverged"}
+
+
+FIGURE_STEMS = ["learning_curves", "graph_signature_trajectories", "graph_sizes", "predicted_vs_true",
+                "metrics_vs_window", "transfer_by_width", "feature_importance"]
+
+
+def test_figures_target_redraws_every_figure_from_the_tables(study):
+    """`snakemake figures` after deleting results/<study>/figures/: only the figures job runs (no training,
+    graph or prediction job), and every figure comes back as PNG and PDF; the tables are untouched."""
+    res = results(study)
+    tables = {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")}
+    before = trajectory_times(study)
+    shutil.rmtree(res / "figures")
+    assert planned_jobs(snakemake(study, "-n", "figures")) == {"figures": 1}
+    proc = snakemake(study, "figures")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stem in FIGURE_STEMS:
+        assert (res / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert (res / "figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+    assert {p.name for p in (res / "figures").iterdir()} == \
+        {f"{s}.{ext}" for s in FIGURE_STEMS for ext in ("png", "pdf")}
+    assert {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")} == tables
+    assert trajectory_times(study) == before
+    assert planned_jobs(snakemake(study, "-n")) == {}  # `all` is complete again

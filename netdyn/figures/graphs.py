@@ -7,6 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from . import MIN_FONT, save_figure
+
 TRAJECTORY_COLUMNS = {"all.eigenvector.std": "eigenvector centrality × √N, std over nodes",
                       "all.strength.mean": "strength / init scale, mean over nodes"}
 
@@ -29,10 +31,9 @@ def plot_signature_trajectories(signatures: pd.DataFrame, runs: pd.DataFrame, ou
             ax.set_title(f"{arch} on {dataset}" if i == 0 else "")
             ax.set_xlabel("epoch")
             if j == 0:
-                ax.set_ylabel(label, fontsize=8)
+                ax.set_ylabel(label, fontsize=MIN_FONT)
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), label="final test accuracy")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def plot_graph_sizes(sizes: pd.DataFrame, out: str | Path) -> None:
@@ -46,7 +47,6 @@ def plot_graph_sizes(sizes: pd.DataFrame, out: str | Path) -> None:
     ax.set_xlabel("width multiplier")
     ax.set_ylabel("edges")
     ax.set_title(f"graph size, {int(sizes['image_size'].iloc[0])}×{int(sizes['image_size'].iloc[0])} inputs")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=MIN_FONT, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..predict import SPLIT_TRANSFER, SPLIT_WITHIN, feature_name_table  # noqa: E402
+from ..predict import SPLIT_TRANSFER, SPLIT_WITHIN, feature_name_table
+from . import MIN_FONT, save_figure
 
 SPLIT_TITLES = {SPLIT_WITHIN: "within width (grouped CV)", SPLIT_TRANSFER: "width transfer"}
 
@@ -35,8 +33,7 @@ def _empty(ax, text="no data") -> None:
 
 def _save(fig, out) -> None:
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def _pick(values, preferred):
@@ -86,7 +83,7 @@ def plot_predicted_vs_true(predictions: pd.DataFrame, out: str | Path, *, featur
             ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES[split]}", fontsize=9)
             ax.set_xlabel("true final test accuracy")
             ax.set_ylabel("predicted")
-            ax.legend(fontsize=6, loc="upper left")
+            ax.legend(fontsize=MIN_FONT, loc="upper left")
     fig.suptitle(f"{feature_set}, window E={window}", fontsize=10)
     _save(fig, out)
 
@@ -118,7 +115,7 @@ def _metric_panels(sel: pd.DataFrame, out, draw, *, xlabel: str, title, empty: s
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.set_title(title(arch, dataset), fontsize=9)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=MIN_FONT)
     _save(fig, out)
 
 
@@ -196,7 +193,7 @@ def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, featu
         xerr = t["permutation_std"] if key == "permutation_mean" else None
         ax.barh(range(len(t)), t[key], xerr=xerr, color="tab:blue", alpha=0.8)
         ax.set_yticks(range(len(t)))
-        ax.set_yticklabels(t["feature"], fontsize=6)
+        ax.set_yticklabels(t["feature"], fontsize=MIN_FONT)
         ax.set_xlabel("permutation importance (MAE increase)" if key == "permutation_mean" else "gain")
         ax.set_title(f"{arch} on {dataset}: top features", fontsize=9)
         imp = s[key].clip(lower=0).fillna(0)
@@ -209,7 +206,7 @@ def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, featu
                 continue
             ax.barh(range(len(g)), g.to_numpy(), color="tab:orange", alpha=0.8)
             ax.set_yticks(range(len(g)))
-            ax.set_yticklabels(g.index, fontsize=6)
+            ax.set_yticklabels(g.index, fontsize=MIN_FONT)
             ax.set_xlabel(f"summed {key.replace('_', ' ')}")
             ax.set_title(f"{arch} on {dataset}: {title}", fontsize=9)
     fig.suptitle(f"feature importance: {feature_set}, window E={window} (within-width CV folds)", fontsize=10)

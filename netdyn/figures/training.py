@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..results import curves  # noqa: E402
+from ..results import curves
+from . import save_figure
 
 
 def _panels(n: int, size=(4.0, 3.2)):
@@ -43,5 +41,4 @@ def plot_learning_curves(runs_dir: str | Path, runs: pd.DataFrame, out: str | Pa
         ax.set_ylim(0, 1)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=axes[: len(keys)], label="log10 learning rate")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)

@@ -18,17 +18,12 @@ rule graph_signatures:
 
 
 rule collect_graphs:
-    """Grid-wide signature table; signature trajectories; rolled vs unrolled graph sizes."""
+    """Grid-wide signature table; rolled vs unrolled graph sizes (their figures: rule figures)."""
     input:
         signatures=expand(f"{RESULTS}/graphs/{{group}}.csv", group=GROUPS),
-        runs=f"{RESULTS}/tables/runs.csv",
     output:
         signatures=f"{RESULTS}/tables/graph_signatures.csv",
         sizes=report(f"{RESULTS}/tables/graph_sizes.csv", caption="../report/graph_sizes.rst", category="Graphs"),
-        trajectories=report(f"{RESULTS}/figures/graph_signature_trajectories.png",
-                            caption="../report/graph_signature_trajectories.rst", category="Graphs"),
-        sizes_figure=report(f"{RESULTS}/figures/graph_sizes.png", caption="../report/graph_sizes.rst",
-                            category="Graphs"),
     params:
         widths=sorted(set(config["widths"]) | {1, 2, 4, 8}),
         image_size=32,

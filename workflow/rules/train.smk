@@ -32,14 +32,12 @@ for _group, _members in GROUPS.items():
 
 
 rule collect_runs:
-    """One table of every run's outcome, and a figure of the learning curves."""
+    """One table of every run's outcome (its learning-curve figure: rule figures)."""
     input:
         groups=expand(f"{RESULTS}/train/{{group}}.json", group=GROUPS),
         results=[run_file(r.run_id, RUN_RESULT) for r in RUNS],
     output:
         table=report(f"{RESULTS}/tables/runs.csv", caption="../report/runs.rst", category="Training"),
-        figure=report(f"{RESULTS}/figures/learning_curves.png", caption="../report/learning_curves.rst",
-                      category="Training"),
     params:
         runs_dir=f"{RESULTS}/runs",
         run_ids=[r.run_id for r in RUNS],
