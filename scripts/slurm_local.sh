@@ -146,7 +146,8 @@ case $action in
         ;;
     down)
         if [[ -f $conf ]]; then
-            SLURM_CONF=$conf timeout 20 scancel --full --quiet --user=root 2>/dev/null || true
+            jobs=$(SLURM_CONF=$conf timeout 20 squeue --noheader --format=%i 2>/dev/null || true)
+            [[ -z $jobs ]] || SLURM_CONF=$conf timeout 20 scancel --quiet $jobs 2>/dev/null || true
         fi
         stop_pidfile "$dir/slurmd.pid"
         stop_pidfile "$dir/slurmctld.pid"

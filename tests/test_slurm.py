@@ -54,12 +54,21 @@ FAST = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-sta
         "--retries", "0"]
 
 
-def _can_run_daemons() -> str | None:
+def _as_root() -> list[str] | None:
+    """Command prefix that runs scripts/slurm_local.sh as root (itself, or password-less sudo), or None."""
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        return ["sudo", "-n", "--preserve-env=SLURM_LOCAL_CTLD_PORT,SLURM_LOCAL_SLURMD_PORT"]
+    return None
+
+
+def _cannot_run_daemons() -> str | None:
     """Why the SLURM daemons cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "SLURM daemons and munge need root (scripts/slurm_local.sh); not root"
+    if _as_root() is None:
+        return "SLURM daemons and munge need root (scripts/slurm_local.sh): not root, no password-less sudo"
     if not shutil.which("apt-get") and not shutil.which("slurmctld"):
-        return "no slurmctld and no apt-get to install it"
+        return "no slurmctld, and no apt-get to install it"
     return None
 
 
@@ -72,21 +81,21 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Environment of a running one-node cluster; the daemons are stopped however the tests end."""
-    reason = _can_run_daemons()
+    reason = _cannot_run_daemons()
     if reason:
         pytest.skip(reason)
     conf_dir = tmp_path_factory.mktemp("slurm")
     env = {**os.environ, "SLURM_LOCAL_CTLD_PORT": str(_free_port()), "SLURM_LOCAL_SLURMD_PORT": str(_free_port())}
     try:
         # up to 10 minutes: a machine without the packages installs them with apt-get first
-        up = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up", str(conf_dir)], env=env, capture_output=True,
-                            text=True, timeout=600)
+        up = subprocess.run([*_as_root(), "bash", str(CLUSTER_SCRIPT), "up", str(conf_dir)], env=env,
+                            capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
         env["SLURM_CONF"] = str(conf_dir / "slurm.conf")
         env.pop("NETDYN_GPU_MODEL", None)
         yield env
     finally:
-        subprocess.run(["bash", str(CLUSTER_SCRIPT), "down", str(conf_dir)], env=env, timeout=120)
+        subprocess.run([*_as_root(), "bash", str(CLUSTER_SCRIPT), "down", str(conf_dir)], env=env, timeout=120)
 
 
 def snakemake(workdir: Path, env: dict, *args: str, timeout: int) -> subprocess.Popen:
