@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/graphs.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/modularity.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -27,4 +28,5 @@ rule all:
         rules.collect_runs.output,
         rules.collect_graphs.output,
         rules.predict.output,
+        rules.collect_modularity.output if config["modularity"]["enabled"] else [],
         rules.figures.output,

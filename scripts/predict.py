@@ -16,7 +16,13 @@ runs = pd.read_csv(sm.input.runs)
 signatures = pd.read_csv(sm.input.signatures)
 epochs = sorted(signatures["epoch"].unique())  # one snapshot schedule for the whole grid: equal columns
 summaries = {e: temporal_summary(signatures, window=e, epochs=[x for x in epochs if x <= e]) for e in cfg["windows"]}
-out = run_prediction(runs, sm.params.runs_dir, summaries, cfg, n_jobs=sm.threads)
+tables = {}
+if "modularity" in sm.input.keys():  # Q per layer at the early snapshots (netdyn.modularity.stage)
+    from netdyn.modularity.stage import early_window_features
+
+    modularity = pd.read_csv(sm.input.modularity)
+    tables["modularity"] = {e: early_window_features(modularity, e) for e in cfg["windows"]}
+out = run_prediction(runs, sm.params.runs_dir, summaries, cfg, n_jobs=sm.threads, tables=tables)
 out["predictions"].to_csv(sm.output.predictions, index=False)
 out["metrics"].to_csv(sm.output.metrics, index=False)
 out["importances"].to_csv(sm.output.importances, index=False)

@@ -96,6 +96,12 @@ BAD_CONFIGS = {
                                                "predict.feature_sets[0]"),
     "subepoch beyond epochs": (lambda c: c["training"].update(subepoch_snapshots=2, subepoch_epochs=5),
                                "training.subepoch_epochs"),
+    "modularity batch beyond the 450 digits test images": (_set("modularity", {"n_per_batch": 451}),
+                                                           "modularity.n_per_batch"),
+    "modularity k not below the batch": (_set("modularity", {"k": 10, "n_per_batch": 10}), "modularity.k"),
+    "modularity feature set with the stage off": (
+        lambda c: c.update(modularity={"enabled": False}, predict={"feature_sets": ["graph", "modularity"]}),
+        "predict.feature_sets[1]"),
 }
 
 

@@ -9,7 +9,8 @@ with the true classes as communities.
 
 Also: ``knn_graph`` / ``cosine_topk`` (the chunked kNN graph, knn), ``edge_modularity`` (Q of any
 weighted edge list, score), ``default_layers`` (readout), ``plateau_runs`` / ``plateau_layers``
-(plateau). Each module documents its decisions; bad input raises ``ModularityInputError`` naming the key.
+(plateau); the workflow stage's tables and feature set (stage; one group's table: group). Each module
+documents its decisions; bad input raises ``ModularityInputError`` naming the key.
 
 Names are resolved lazily (PEP 562): ``netdyn.modularity.plateau`` needs neither torch nor graph-tool.
 """
@@ -26,5 +27,8 @@ _EXPORTS = {
     "curve": ("modularity_curve", "CURVE_COLUMNS"),
     "plateau": ("plateau_runs", "plateau_layers", "candidate_layers"),
     "run": ("run_curves", "RUN_CURVE_COLUMNS", "run_test_data", "snapshot_indices"),
+    "stage": ("early_window_features", "plateau_table", "snapshots_for", "wants_every_epoch", "TABLE_COLUMNS",
+              "PLATEAU_COLUMNS"),
+    "group": ("group_table",),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -108,3 +108,4 @@ def weight_features(ctx: FeatureContext, window: int) -> pd.DataFrame:
 
 
 register_table_feature_set("graph")
+register_table_feature_set("modularity")  # Q per layer at early snapshots (netdyn.modularity.stage)

@@ -4,6 +4,7 @@ rule predict:
     input:
         runs=f"{RESULTS}/tables/runs.csv",
         signatures=f"{RESULTS}/tables/graph_signatures.csv",
+        **({"modularity": f"{RESULTS}/tables/modularity.csv"} if config["modularity"]["enabled"] else {}),
     output:
         predictions=f"{RESULTS}/tables/predictions.csv",
         metrics=report(f"{RESULTS}/tables/prediction_metrics.csv", caption="../report/prediction_metrics.rst",
