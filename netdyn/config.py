@@ -154,7 +154,7 @@ def check_semantics(config: dict) -> dict:
                               f"epoch to predict (training.epochs is {t['epochs']})")
     _check_feature_sets(config)
     _check_image_sizes(config)
-    _check_modularity(config)
+    _check_cmd(config)
     return config
 
 
@@ -182,28 +182,30 @@ def _check_feature_sets(config: dict) -> None:
             raise ConfigError(f"config key `predict.feature_sets[{i}]`: {e}") from None
 
 
-def _check_modularity(config: dict) -> None:
-    """The modularity stage's batch must fit every data set's test split, and k must leave neighbours;
-    its feature set needs the stage switched on."""
-    from .data import dataset_info
-
-    m = config.get("modularity")
-    if m is None:  # a config validated without the schema's defaults (tests of single checks)
+def _check_cmd(config: dict) -> None:
+    """CMD stage: its feature set needs the stage on; each `cmd.deep` pattern must name a run; online CMD's
+    warm-up must fit in a run's snapshots; the early window must hold more than one snapshot (it does:
+    epoch 0 and E ≥ 1)."""
+    c = config.get("cmd")
+    if c is None:  # a config validated without the schema's defaults (tests of single checks)
         return
-    if not m["enabled"]:
+    if not c["enabled"]:
         for i, spec in enumerate(config["predict"]["feature_sets"]):
-            if "modularity" in spec.split("+"):
-                raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the modularity stage, "
-                                  "which `modularity.enabled: false` switches off (remove the feature set)")
+            if "cmd" in spec.split("+"):
+                raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the CMD stage, "
+                                  "which `cmd.enabled: false` switches off (remove the feature set)")
         return
-    for d in config["datasets"]:
-        n_test = dataset_info(d, config["data"]["image_size"]).n_test
-        if n_test is not None and m["n_per_batch"] > n_test:
-            raise ConfigError(f"config key `modularity.n_per_batch`: {m['n_per_batch']} images per batch exceed "
-                              f"the {n_test} test images of {d}")
-    if m["k"] >= m["n_per_batch"]:
-        raise ConfigError(f"config key `modularity.k`: {m['k']} neighbours need more than {m['n_per_batch']} "
-                          "images per batch (`modularity.n_per_batch`)")
+    from .cmd.stage import deep_runs
+
+    runs = expand_grid(config)
+    for i, pattern in enumerate(c["deep"]):
+        if not deep_runs([pattern], runs):
+            raise ConfigError(f"config key `cmd.deep[{i}]`: {pattern!r} matches no run id or architecture label "
+                              f"of the grid (e.g. {runs[0].run_id!r}, {runs[0].arch_label!r})")
+    t = config["training"]
+    snapshots = 1 + t["epochs"] + (t["subepoch_snapshots"] - 1) * min(t["subepoch_epochs"], t["epochs"])
+    if c["deep"] and c["warmup"] > snapshots:  # online CMD runs in the deep analysis only
+        raise ConfigError(f"config key `cmd.warmup`: {c['warmup']} snapshots exceed the {snapshots} a run keeps")
 
 
 def prediction_windows(config: dict) -> list[int]:

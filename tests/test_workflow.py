@@ -26,6 +26,7 @@ TINY = {
                  "subepoch_epochs": 1, "group_size": 4},
     "predict": {"train_widths": [1], "windows": [1, 2], "folds": 3, "bootstrap": 50,
                 "tune": {"max_depth": [2, 3]}, "xgboost": {"n_estimators": 50, "max_depth": 2}},
+    "cmd": {"deep": ["lenet-*-w1-lr0.1-do0-wd0-s0"], "deep_n_modes": [1, 2]},  # a pattern: any data set
 }
 
 
@@ -94,7 +95,7 @@ def test_prediction_covers_the_grid(study):
     assert set(m.arch) == {"lenet", "resnet8"}
     assert set(m.window) == {1, 2}
     assert set(m.split) == {"within_width", "transfer"}
-    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "modularity"}
+    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "cmd"}
     sig = pd.read_csv(results(study) / "tables/graph_signatures.csv")
     assert sig.epoch.max() <= 2 and {0.0, 0.5, 1.0} <= set(sig.epoch)
 
@@ -143,10 +144,10 @@ def _edited_config(study: Path, section: str, **values) -> str:
 
 
 @pytest.mark.parametrize("section, edit, expected", [
-    ("predict", {"bootstrap": 60}, {"predict", "figures", "all"}),
-    ("predict", {"folds": 2}, {"predict", "figures", "all"}),
-    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "modularity", "collect_modularity",
-                                  "predict", "figures", "all"}),
+    ("predict", {"bootstrap": 60}, {"predict", "all"}),
+    ("predict", {"folds": 2}, {"predict", "all"}),
+    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "cmd_group", "collect_cmd", "predict",
+                                  "all"}),
 ])
 def test_a_job_reruns_only_where_its_inputs_change(study, section, edit, expected):
     """Editing the prediction settings reruns prediction only; a key the graphs read (the largest window)
@@ -205,68 +206,41 @@ def test_kill_unlock_rerun_ends_equal_to_an_uninterrupted_study(study, tmp_path)
         assert json.loads((run_dir / "result.json").read_text())["status"] in {"complete", "diverged"}
 
 
-FIGURE_STEMS = ["learning_curves", "graph_signature_trajectories", "graph_sizes", "predicted_vs_true",
-                "metrics_vs_window", "transfer_by_width", "feature_importance"]
-
-
-def test_figures_target_redraws_every_figure_from_the_tables(study):
-    """`snakemake figures` after deleting results/<study>/figures/: only the figures job runs (no training,
-    graph or prediction job), and every figure comes back as PNG and PDF; the tables are untouched."""
-    res = results(study)
-    tables = {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")}
-    before = trajectory_times(study)
-    shutil.rmtree(res / "figures")
-    assert planned_jobs(snakemake(study, "-n", "figures")) == {"figures": 1}
-    proc = snakemake(study, "figures")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for stem in FIGURE_STEMS:
-        assert (res / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
-        assert (res / "figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
-    assert {p.name for p in (res / "figures").iterdir()} == \
-        {f"{s}.{ext}" for s in FIGURE_STEMS for ext in ("png", "pdf")}
-    assert {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")} == tables
-    assert trajectory_times(study) == before
-    assert planned_jobs(snakemake(study, "-n")) == {}  # `all` is complete again
-
-
 # --------------------------------------------------------------------------------------------------------
-# modularity stage (netdyn.modularity, workflow/rules/modularity.smk)
+# CMD stage (netdyn.cmd.stage / table, workflow/rules/cmd.smk)
 
-def test_modularity_stage_leaves_tables_and_figures(study):
-    """Q per layer for every run's final snapshot and every snapshot up to the largest window (2), within
-    [-1/2, 1]; a plateau row per architecture; both figures as PNG and PDF."""
+CMD_DEEP_RUN = "lenet-digits-w1-lr0.1-do0-wd0-s0"  # the one run TINY's cmd.deep names
+CMD_TABLE_COLUMNS = ["run_id", "arch", "dataset", "width", "n_modes", "rel_error_final", "acc_sgd", "acc_cmd",
+                     "acc_online_cmd"]
+
+
+def test_cmd_stage_leaves_tables_and_figures(study):
+    """tables/cmd.csv: a cheap row per run and M in cmd.n_modes (default 2, 10), a deep row per M in
+    cmd.deep_n_modes for the one run cmd.deep names; the cheap error is the library's post-hoc CMD of that run
+    with the configured K and seed; acc_sgd is the run's own final accuracy; four figures as PNG and PDF."""
+    from netdyn.cmd import posthoc
+    from netdyn.rundir import open_trajectory
+
     res = results(study)
-    table = pd.read_csv(res / "tables/modularity.csv")
-    assert list(table.columns) == ["run_id", "epoch", "layer_index", "layer_name", "q_mean", "q_std"]
+    table = pd.read_csv(res / "tables/cmd.csv")
+    assert set(CMD_TABLE_COLUMNS) <= set(table.columns)
     runs = pd.read_csv(res / "tables/runs.csv")
-    assert set(table.run_id) == set(runs.run_id)
-    for run_id, part in table.groupby("run_id"):
-        curves = pd.read_csv(res / "runs" / run_id / "curves.csv")
-        expected = {e for e in curves.epoch if e <= 2} | {curves.epoch.max()}
-        assert set(part.epoch) == expected, run_id
-        assert part.groupby("epoch").layer_index.apply(lambda s: sorted(s) == list(range(len(s)))).all()
-    done = table.merge(runs[["run_id", "status"]], on="run_id").query("status == 'complete'")
-    assert done.q_mean.between(-0.5, 1.0).all() and (done.q_std >= 0).all()
-    plateaus = pd.read_csv(res / "tables/modularity_plateaus.csv")
-    assert sorted(plateaus.arch_label) == ["lenet", "resnet8"] and set(plateaus.dataset) == {"digits"}
-    for stem in ("modularity_by_layer", "modularity_over_epochs"):
-        assert (res / "modularity/figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
-        assert (res / "modularity/figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+    cheap, deep = table[table.analysis == "cheap"], table[table.analysis == "deep"]
+    assert sorted(zip(cheap.run_id, cheap.n_modes)) == sorted((r, m) for r in runs.run_id for m in (2, 10))
+    deep_run = CMD_DEEP_RUN
+    assert set(deep.run_id) == {deep_run} and sorted(deep.n_modes) == [1, 2]
+    merged = cheap.merge(runs[["run_id", "final_test_acc"]], on="run_id")
+    assert (merged.acc_sgd == merged.final_test_acc).all() and cheap.acc_cmd.isna().all()
+    done = merged[merged.status == "complete"]
+    assert done.rel_error_final.between(0, 1).all()
+    run_id = done.run_id.iloc[0]
+    expected = posthoc(open_trajectory(res / "runs" / run_id), 10, n_samples=300, seed=0).relative_error[-1]
+    got = cheap[(cheap.run_id == run_id) & (cheap.n_modes == 10)].rel_error_final.item()
+    assert got == pytest.approx(expected, rel=1e-9)
+    final = pd.read_csv(res / "runs" / deep_run / "curves.csv").test_acc.iloc[-1]
+    assert deep.acc_sgd.to_numpy() == pytest.approx(final, abs=0.005)
+    assert deep[["acc_cmd", "acc_online_cmd"]].apply(lambda c: c.between(0, 1)).all().all()
+    for stem in ("cmd_references", "cmd_correlation", "cmd_accuracy", "cmd_mode_layers"):
+        assert (res / "cmd/figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert (res / "cmd/figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
 
-
-def test_a_lost_run_reruns_only_its_groups_modularity_job(study):
-    """A deleted result.json: the dry run plans its group's training and modularity jobs (one each), not
-    the other groups'. The file is put back as it was (bytes and mtime), so the study stays complete."""
-    result = sorted((results(study) / "runs").iterdir())[5] / "result.json"
-    data, stat = result.read_bytes(), result.stat()
-    result.unlink()
-    try:
-        jobs = planned_jobs(snakemake(study, "-n"))
-    finally:
-        result.write_bytes(data)
-        import os
-        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 1, jobs
-    assert jobs["modularity"] == 1 and jobs["collect_modularity"] == 1, jobs
-    assert len(list((results(study) / "modularity").glob("*.csv"))) > 1  # other groups exist and stay
-    assert planned_jobs(snakemake(study, "-n")) == {}
