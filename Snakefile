@@ -14,7 +14,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/graphs.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/modularity.smk"
 include: "workflow/rules/cmd.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -27,4 +29,6 @@ rule all:
         rules.collect_runs.output,
         rules.collect_graphs.output,
         rules.predict.output,
+        rules.collect_modularity.output if config["modularity"]["enabled"] else [],
         rules.collect_cmd.output if config["cmd"]["enabled"] else [],
+        rules.figures.output,

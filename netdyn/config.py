@@ -154,6 +154,7 @@ def check_semantics(config: dict) -> dict:
                               f"epoch to predict (training.epochs is {t['epochs']})")
     _check_feature_sets(config)
     _check_image_sizes(config)
+    _check_modularity(config)
     _check_cmd(config)
     return config
 
@@ -180,6 +181,30 @@ def _check_feature_sets(config: dict) -> None:
             feature_set_parts(spec)
         except ValueError as e:
             raise ConfigError(f"config key `predict.feature_sets[{i}]`: {e}") from None
+
+
+def _check_modularity(config: dict) -> None:
+    """The modularity stage's batch must fit every data set's test split, and k must leave neighbours;
+    its feature set needs the stage switched on."""
+    from .data import dataset_info
+
+    m = config.get("modularity")
+    if m is None:  # a config validated without the schema's defaults (tests of single checks)
+        return
+    if not m["enabled"]:
+        for i, spec in enumerate(config["predict"]["feature_sets"]):
+            if "modularity" in spec.split("+"):
+                raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the modularity stage, "
+                                  "which `modularity.enabled: false` switches off (remove the feature set)")
+        return
+    for d in config["datasets"]:
+        n_test = dataset_info(d, config["data"]["image_size"]).n_test
+        if n_test is not None and m["n_per_batch"] > n_test:
+            raise ConfigError(f"config key `modularity.n_per_batch`: {m['n_per_batch']} images per batch exceed "
+                              f"the {n_test} test images of {d}")
+    if m["k"] >= m["n_per_batch"]:
+        raise ConfigError(f"config key `modularity.k`: {m['k']} neighbours need more than {m['n_per_batch']} "
+                          "images per batch (`modularity.n_per_batch`)")
 
 
 def _check_cmd(config: dict) -> None:

@@ -7,7 +7,6 @@ sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the 
 import pandas as pd  # noqa: E402
 
 from netdyn import runlog  # noqa: E402
-from netdyn.figures import predict as figures  # noqa: E402
 from netdyn.graphs import temporal_summary  # noqa: E402
 from netdyn.predict import run_prediction  # noqa: E402
 
@@ -18,6 +17,11 @@ signatures = pd.read_csv(sm.input.signatures)
 epochs = sorted(signatures["epoch"].unique())  # one snapshot schedule for the whole grid: equal columns
 summaries = {e: temporal_summary(signatures, window=e, epochs=[x for x in epochs if x <= e]) for e in cfg["windows"]}
 tables = {}
+if "modularity" in sm.input.keys():  # Q per layer at the early snapshots (netdyn.modularity.stage)
+    from netdyn.modularity.stage import early_window_features
+
+    modularity = pd.read_csv(sm.input.modularity)
+    tables["modularity"] = {e: early_window_features(modularity, e) for e in cfg["windows"]}
 if "cmd" in sm.input.keys():  # CMD of the early window, one row per run and window (netdyn.cmd.stage)
     cmd = pd.concat([pd.read_csv(p) for p in sm.input.cmd], ignore_index=True)
     tables["cmd"] = {e: cmd[cmd.window == e].drop(columns="window").set_index("run_id") for e in cfg["windows"]}
@@ -25,7 +29,3 @@ out = run_prediction(runs, sm.params.runs_dir, summaries, cfg, n_jobs=sm.threads
 out["predictions"].to_csv(sm.output.predictions, index=False)
 out["metrics"].to_csv(sm.output.metrics, index=False)
 out["importances"].to_csv(sm.output.importances, index=False)
-figures.plot_predicted_vs_true(out["predictions"], sm.output.predicted_vs_true)
-figures.plot_metrics_vs_window(out["metrics"], sm.output.metrics_vs_window)
-figures.plot_transfer_by_width(out["metrics"], sm.output.transfer)
-figures.plot_feature_importance(out["importances"], sm.output.importance_figure)

@@ -95,7 +95,7 @@ def test_prediction_covers_the_grid(study):
     assert set(m.arch) == {"lenet", "resnet8"}
     assert set(m.window) == {1, 2}
     assert set(m.split) == {"within_width", "transfer"}
-    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "cmd"}
+    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "modularity", "cmd"}
     sig = pd.read_csv(results(study) / "tables/graph_signatures.csv")
     assert sig.epoch.max() <= 2 and {0.0, 0.5, 1.0} <= set(sig.epoch)
 
@@ -144,10 +144,10 @@ def _edited_config(study: Path, section: str, **values) -> str:
 
 
 @pytest.mark.parametrize("section, edit, expected", [
-    ("predict", {"bootstrap": 60}, {"predict", "all"}),
-    ("predict", {"folds": 2}, {"predict", "all"}),
-    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "cmd_group", "collect_cmd", "predict",
-                                  "all"}),
+    ("predict", {"bootstrap": 60}, {"predict", "figures", "all"}),
+    ("predict", {"folds": 2}, {"predict", "figures", "all"}),
+    ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "modularity", "collect_modularity",
+                                  "cmd_group", "collect_cmd", "predict", "figures", "all"}),
 ])
 def test_a_job_reruns_only_where_its_inputs_change(study, section, edit, expected):
     """Editing the prediction settings reruns prediction only; a key the graphs read (the largest window)
@@ -204,6 +204,73 @@ def test_kill_unlock_rerun_ends_equal_to_an_uninterrupted_study(study, tmp_path)
         for name in ("trajectory.bin", "trajectory.json", "curves.csv"):
             assert (run_dir / name).read_bytes() == (ref / run_dir.name / name).read_bytes(), (run_dir.name, name)
         assert json.loads((run_dir / "result.json").read_text())["status"] in {"complete", "diverged"}
+
+
+FIGURE_STEMS = ["learning_curves", "graph_signature_trajectories", "graph_sizes", "predicted_vs_true",
+                "metrics_vs_window", "transfer_by_width", "feature_importance"]
+
+
+def test_figures_target_redraws_every_figure_from_the_tables(study):
+    """`snakemake figures` after deleting results/<study>/figures/: only the figures job runs (no training,
+    graph or prediction job), and every figure comes back as PNG and PDF; the tables are untouched."""
+    res = results(study)
+    tables = {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")}
+    before = trajectory_times(study)
+    shutil.rmtree(res / "figures")
+    assert planned_jobs(snakemake(study, "-n", "figures")) == {"figures": 1}
+    proc = snakemake(study, "figures")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for stem in FIGURE_STEMS:
+        assert (res / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert (res / "figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+    assert {p.name for p in (res / "figures").iterdir()} == \
+        {f"{s}.{ext}" for s in FIGURE_STEMS for ext in ("png", "pdf")}
+    assert {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")} == tables
+    assert trajectory_times(study) == before
+    assert planned_jobs(snakemake(study, "-n")) == {}  # `all` is complete again
+
+
+# --------------------------------------------------------------------------------------------------------
+# modularity stage (netdyn.modularity, workflow/rules/modularity.smk)
+
+def test_modularity_stage_leaves_tables_and_figures(study):
+    """Q per layer for every run's final snapshot and every snapshot up to the largest window (2), within
+    [-1/2, 1]; a plateau row per architecture; both figures as PNG and PDF."""
+    res = results(study)
+    table = pd.read_csv(res / "tables/modularity.csv")
+    assert list(table.columns) == ["run_id", "epoch", "layer_index", "layer_name", "q_mean", "q_std"]
+    runs = pd.read_csv(res / "tables/runs.csv")
+    assert set(table.run_id) == set(runs.run_id)
+    for run_id, part in table.groupby("run_id"):
+        curves = pd.read_csv(res / "runs" / run_id / "curves.csv")
+        expected = {e for e in curves.epoch if e <= 2} | {curves.epoch.max()}
+        assert set(part.epoch) == expected, run_id
+        assert part.groupby("epoch").layer_index.apply(lambda s: sorted(s) == list(range(len(s)))).all()
+    done = table.merge(runs[["run_id", "status"]], on="run_id").query("status == 'complete'")
+    assert done.q_mean.between(-0.5, 1.0).all() and (done.q_std >= 0).all()
+    plateaus = pd.read_csv(res / "tables/modularity_plateaus.csv")
+    assert sorted(plateaus.arch_label) == ["lenet", "resnet8"] and set(plateaus.dataset) == {"digits"}
+    for stem in ("modularity_by_layer", "modularity_over_epochs"):
+        assert (res / "modularity/figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        assert (res / "modularity/figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+
+
+def test_a_lost_run_reruns_only_its_groups_modularity_job(study):
+    """A deleted result.json: the dry run plans its group's training and modularity jobs (one each), not
+    the other groups'. The file is put back as it was (bytes and mtime), so the study stays complete."""
+    result = sorted((results(study) / "runs").iterdir())[5] / "result.json"
+    data, stat = result.read_bytes(), result.stat()
+    result.unlink()
+    try:
+        jobs = planned_jobs(snakemake(study, "-n"))
+    finally:
+        result.write_bytes(data)
+        import os
+        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 1, jobs
+    assert jobs["modularity"] == 1 and jobs["collect_modularity"] == 1, jobs
+    assert len(list((results(study) / "modularity").glob("*.csv"))) > 1  # other groups exist and stay
+    assert planned_jobs(snakemake(study, "-n")) == {}
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -108,4 +108,5 @@ def weight_features(ctx: FeatureContext, window: int) -> pd.DataFrame:
 
 
 register_table_feature_set("graph")
+register_table_feature_set("modularity")  # Q per layer at early snapshots (netdyn.modularity.stage)
 register_table_feature_set("cmd")  # CMD of the early window (netdyn.cmd.stage.early_features)
