@@ -183,6 +183,14 @@ def _check_feature_sets(config: dict) -> None:
             raise ConfigError(f"config key `predict.feature_sets[{i}]`: {e}") from None
 
 
+def _refuse_feature_set_of_disabled_stage(config: dict, stage: str, title: str) -> None:
+    """A stage's feature set (`stage`, alone or joined with +) needs the stage switched on."""
+    for i, spec in enumerate(config["predict"]["feature_sets"]):
+        if stage in spec.split("+"):
+            raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the {title} stage, "
+                              f"which `{stage}.enabled: false` switches off (remove the feature set)")
+
+
 def _check_modularity(config: dict) -> None:
     """The modularity stage's batch must fit every data set's test split, and k must leave neighbours;
     its feature set needs the stage switched on."""
@@ -192,11 +200,7 @@ def _check_modularity(config: dict) -> None:
     if m is None:  # a config validated without the schema's defaults (tests of single checks)
         return
     if not m["enabled"]:
-        for i, spec in enumerate(config["predict"]["feature_sets"]):
-            if "modularity" in spec.split("+"):
-                raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the modularity stage, "
-                                  "which `modularity.enabled: false` switches off (remove the feature set)")
-        return
+        return _refuse_feature_set_of_disabled_stage(config, "modularity", "modularity")
     for d in config["datasets"]:
         n_test = dataset_info(d, config["data"]["image_size"]).n_test
         if n_test is not None and m["n_per_batch"] > n_test:
@@ -215,11 +219,7 @@ def _check_cmd(config: dict) -> None:
     if c is None:  # a config validated without the schema's defaults (tests of single checks)
         return
     if not c["enabled"]:
-        for i, spec in enumerate(config["predict"]["feature_sets"]):
-            if "cmd" in spec.split("+"):
-                raise ConfigError(f"config key `predict.feature_sets[{i}]`: {spec!r} needs the CMD stage, "
-                                  "which `cmd.enabled: false` switches off (remove the feature set)")
-        return
+        return _refuse_feature_set_of_disabled_stage(config, "cmd", "CMD")
     from .cmd.stage import deep_runs
 
     runs = expand_grid(config)

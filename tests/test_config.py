@@ -99,6 +99,10 @@ BAD_CONFIGS = {
     "modularity batch beyond the 450 digits test images": (_set("modularity", {"n_per_batch": 451}),
                                                            "modularity.n_per_batch"),
     "modularity k not below the batch": (_set("modularity", {"k": 10, "n_per_batch": 10}), "modularity.k"),
+    "cmd feature set with the stage off": (
+        lambda c: c.update(cmd={"enabled": False}, predict={"feature_sets": ["graph+cmd"]}),
+        "predict.feature_sets[0]"),
+    "cmd.deep naming no run": (_set("cmd", {"deep": ["no-such-run"]}), "cmd.deep[0]"),
     "modularity feature set with the stage off": (
         lambda c: c.update(modularity={"enabled": False}, predict={"feature_sets": ["graph", "modularity"]}),
         "predict.feature_sets[1]"),
