@@ -103,5 +103,11 @@ def test_graph_table_without_feature_columns_or_window_is_named(study):
 
 def test_unknown_feature_set_is_named(study):
     runs, root, graphs = study
-    with pytest.raises(ValueError, match="unknown part.*'modularity'"):
+    with pytest.raises(ValueError, match="unknown part.*'bogus'"):
+        P.run_prediction(runs, root, graphs, {**FAST, "feature_sets": ["graph+bogus"]})
+
+
+def test_a_registered_table_set_without_its_table_is_named(study):
+    runs, root, graphs = study
+    with pytest.raises(ValueError, match="'modularity' needs the modularity summary table"):
         P.run_prediction(runs, root, graphs, {**FAST, "feature_sets": ["graph+modularity"]})
