@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from ..models import build_model
+from ..rundir.manifest import tensor_architecture
 from ..trajectory import MANIFEST_FILE, Trajectory, TrajectoryError
 from .steps import Layer, Pool, Step, UnsupportedOperation
 from .tensors import Getter, bn_gain, flat_getter, state_getter
@@ -180,11 +181,6 @@ def meta_model(arch: dict) -> nn.Module:
         return build_model(**arch)
 
 
-def architecture_key(arch: dict) -> dict:
-    """The build_model kwargs that shape the module tree's tensors (dropout shapes none)."""
-    return {k: v for k, v in arch.items() if k != "dropout"}
-
-
 @lru_cache(maxsize=32)
 def _architecture_plan(arch_json: str) -> tuple[nn.Module, RolledPlan]:
     """(meta model, plan) of one architecture: the walk runs once per architecture in a process."""
@@ -198,7 +194,7 @@ def _architecture_plan(arch_json: str) -> tuple[nn.Module, RolledPlan]:
 def trajectory_plan(traj: Trajectory) -> RolledPlan:
     """Plan of a trajectory's architecture; raises TrajectoryError if the tensors do not fit it."""
     try:
-        model, plan = _architecture_plan(json.dumps(architecture_key(traj.arch), sort_keys=True))
+        model, plan = _architecture_plan(json.dumps(tensor_architecture(traj.arch), sort_keys=True))
     except (TypeError, ValueError) as e:
         raise TrajectoryError(f"run {traj.run_id}: {traj.path / MANIFEST_FILE} describes an architecture "
                               f"that cannot be built ({e})") from None
