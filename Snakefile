@@ -25,7 +25,8 @@ rule all:
         # every run's files as targets of their own: Snakemake does not look for missing intermediate files
         # behind up-to-date tables, so a deleted run is found only where it is requested directly
         expand(f"{RESULTS}/train/{{group}}.json", group=GROUPS),
-        [run_file(r.run_id, name) for r in RUNS for name in (RUN_RESULT, RUN_MANIFEST)],
+        expand(f"{RESULTS}/train/{{group}}.json", group=VARIANT_GROUPS),
+        [run_file(r.run_id, name) for r in RUNS + VARIANTS for name in (RUN_RESULT, RUN_MANIFEST)],
         rules.collect_runs.output,
         rules.collect_graphs.output,
         rules.predict.output,

@@ -60,13 +60,24 @@ class RunSpec:
     subepoch_epochs: int
     dtype: str
     precision: str | None = None  # fp32, tf32 or bf16; None (e.g. a config.json from before the key) -> the default
+    # variants of a grid run (variant_runs): left out of to_dict() while at their defaults, so the config.json of
+    # every ordinary run reads as it did before these fields existed
+    drop: tuple[int, ...] = ()  # layers built without (netdyn.models.build_model(drop=...)): the pruning check
+    embedded_cmd: dict | None = None  # embedded CMD settings (netdyn.cmd.embedded); None: plain SGD
 
     def __post_init__(self):
         if self.precision is None:
             object.__setattr__(self, "precision", default_precision(self.dtype))
+        object.__setattr__(self, "drop", tuple(int(i) for i in self.drop))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for name, default in VARIANT_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
+        if "drop" in d:
+            d["drop"] = list(d["drop"])  # as JSON holds it, so a stored config.json compares equal
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
@@ -78,7 +89,10 @@ class RunSpec:
         """Runs with equal pack keys share one model shape and one data stream and can be packed."""
         return (self.arch_label, self.dataset, self.image_size, self.width, self.epochs, self.batch_size,
                 self.crop_padding, self.flip, self.subepoch_snapshots, self.subepoch_epochs, self.dtype,
-                self.precision)
+                self.precision, self.drop)
+
+
+VARIANT_DEFAULTS = {"drop": (), "embedded_cmd": None}
 
 
 def load_schema() -> dict:
@@ -322,6 +336,34 @@ def expand_grid(config: dict) -> list[RunSpec]:
     return runs
 
 
+EMBEDDED_CMD_SUFFIX = "-ecmd"  # run id of a run's embedded-CMD twin: the run's id plus this
+
+
+def embedded_cmd_settings(config: dict) -> dict:
+    """What an embedded-CMD twin trains with (`cmd.embedded` without its switch; `cmd.seed` seeds the sampling)."""
+    e = config["cmd"]["embedded"]
+    return {"n_modes": e["n_modes"], "warmup": e["warmup"], "every": e["every"], "fraction": e["fraction"],
+            "n_samples": e["n_samples"], "seed": config["cmd"]["seed"]}
+
+
+def variant_runs(config: dict, runs: list[RunSpec]) -> list[RunSpec]:
+    """Training runs the analyses add to the grid (`runs`): the embedded-CMD twin of every run `cmd.deep` names
+    when `cmd.embedded.enabled` (the same run trained with embedded CMD). They are trained like grid runs but
+    enter no grid-wide table (graphs, prediction, modularity)."""
+    from dataclasses import replace
+
+    variants = []
+    c = config.get("cmd")
+    if c and c["enabled"] and c["embedded"]["enabled"]:
+        from .cmd.stage import deep_runs
+
+        settings = embedded_cmd_settings(config)
+        by_id = {r.run_id: r for r in runs}
+        variants += [replace(by_id[i], run_id=i + EMBEDDED_CMD_SUFFIX, embedded_cmd=settings)
+                     for i in deep_runs(c["deep"], runs)]
+    return variants
+
+
 def packs_runs(pack: str, device: str) -> bool:
     """The packing policy (`training.pack`), stated once: `auto` packs on cuda only. On the CPU one model
     already fills the cores and a pack costs per-model speed (bench/results/cpu_pack_choice.json); on a GPU
@@ -335,11 +377,12 @@ def group_size(config: dict, device: str) -> int:
     return GROUP_SIZE_AUTO["cuda" if device.startswith("cuda") else "cpu"] if size == "auto" else int(size)
 
 
-def job_groups(config: dict, runs: list[RunSpec], device: str) -> dict[str, list[RunSpec]]:
+def job_groups(config: dict, runs: list[RunSpec], device: str, prefix: str = "") -> dict[str, list[RunSpec]]:
     """The study's training jobs on `device`: packed runs need one block per job; runs trained one at a
-    time are mixed round-robin (see training_groups)."""
+    time are mixed round-robin (see training_groups). ``prefix`` starts every group id (variant runs' jobs)."""
     packed = packs_runs(config["training"]["pack"], device)
-    return training_groups(runs, group_size(config, device), mixed=not packed)
+    groups = training_groups(runs, group_size(config, device), mixed=not packed)
+    return {prefix + g: members for g, members in groups.items()}
 
 
 def training_groups(runs: list[RunSpec], size: int, *, mixed: bool = False) -> dict[str, list[RunSpec]]:
@@ -352,7 +395,7 @@ def training_groups(runs: list[RunSpec], size: int, *, mixed: bool = False) -> d
     job gets a similar mix, and no expensive job is left running alone at the end (`mixed=True`).
     """
     if mixed:
-        n = math.ceil(len(runs) / size)
+        n = math.ceil(len(runs) / size) if runs else 0
         return {f"mixed-g{g:03d}": runs[g::n] for g in range(n)}
     by_key: dict[tuple, list[RunSpec]] = {}
     for r in runs:

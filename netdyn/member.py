@@ -30,10 +30,12 @@ def versions() -> dict:
 
 
 def model_kwargs(spec: RunSpec, info: DatasetInfo) -> dict:
-    """build_model arguments of a run (also stored in its trajectory manifest)."""
-    return {"arch": spec.arch, "width": spec.width, "depth": spec.depth, "batchnorm": spec.batchnorm,
-            "in_channels": info.in_channels, "num_classes": info.num_classes, "image_size": info.image_size,
-            "dropout": spec.dropout}
+    """build_model arguments of a run (also stored in its trajectory manifest; ``drop`` only where a layer is
+    dropped, so the manifests of full networks read as before)."""
+    kwargs = {"arch": spec.arch, "width": spec.width, "depth": spec.depth, "batchnorm": spec.batchnorm,
+              "in_channels": info.in_channels, "num_classes": info.num_classes, "image_size": info.image_size,
+              "dropout": spec.dropout}
+    return {**kwargs, "drop": list(spec.drop)} if spec.drop else kwargs
 
 
 def init_model(spec: RunSpec, info: DatasetInfo) -> torch.nn.Module:

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 from netdyn.config import (  # noqa: E402
-    ConfigError, expand_grid, job_groups, prediction_windows, resolve_device, validate_config,
+    ConfigError, expand_grid, job_groups, prediction_windows, resolve_device, validate_config, variant_runs,
 )
 
 # netdyn's validator: the schema (its message names the key, e.g. `training.epochs`), then Snakemake's own
@@ -30,6 +30,9 @@ LOGS = f"logs/{config['study']}"
 DEVICE = resolve_device(config)
 RUNS = expand_grid(config)
 GROUPS = job_groups(config, RUNS, DEVICE)
+# runs the analyses add (embedded-CMD twins): trained in jobs of their own, outside every grid-wide table
+VARIANTS = variant_runs(config, RUNS)
+VARIANT_GROUPS = job_groups(config, VARIANTS, DEVICE, prefix="variants-")
 WINDOWS = prediction_windows(config)
 
 

@@ -2,7 +2,7 @@
 # wildcard pattern can list). Each run's result.json and trajectory manifest are outputs flagged update():
 # Snakemake sees a deleted or incomplete run and reruns its group's job, which trains only the runs that
 # are not finished and keeps the others (update() outputs are not deleted before the job).
-for _group, _members in GROUPS.items():
+for _group, _members in {**GROUPS, **VARIANT_GROUPS}.items():
 
     rule:
         name:
