@@ -223,6 +223,33 @@ def _check_modularity(config: dict) -> None:
     if m["k"] >= m["n_per_batch"]:
         raise ConfigError(f"config key `modularity.k`: {m['k']} neighbours need more than {m['n_per_batch']} "
                           "images per batch (`modularity.n_per_batch`)")
+    _check_pruning(config)
+
+
+def _check_pruning(config: dict) -> None:
+    """The pruning check (`modularity.pruning`, netdyn.modularity.pruning): each architecture a grid label of a
+    family that can drop layers, the width one of the grid's."""
+    p = config["modularity"].get("pruning")
+    if p is None or not p["enabled"]:
+        return
+    from .models import architecture_label
+    from .modularity.pruning import PRUNABLE_FAMILIES
+
+    families = {architecture_label(a["name"], a.get("depth"), a.get("batchnorm")): a["name"]
+                for a in config["architectures"]}
+    if not p["architectures"]:
+        raise ConfigError("config key `modularity.pruning.architectures`: names no architecture to prune "
+                          f"(e.g. {next(iter(families))!r}); set `modularity.pruning.enabled: false` to skip the check")
+    for i, label in enumerate(p["architectures"]):
+        if label not in families:
+            raise ConfigError(f"config key `modularity.pruning.architectures[{i}]`: {label!r} is not an architecture "
+                              f"of the grid (labels: {', '.join(families)})")
+        if families[label] not in PRUNABLE_FAMILIES:
+            raise ConfigError(f"config key `modularity.pruning.architectures[{i}]`: {label!r} cannot drop layers "
+                              f"(only {' and '.join(PRUNABLE_FAMILIES)} can)")
+    if p["width"] is not None and p["width"] not in config["widths"]:
+        raise ConfigError(f"config key `modularity.pruning.width`: width {p['width']} is not in `widths` "
+                          f"{config['widths']}")
 
 
 def _check_cmd(config: dict) -> None:
@@ -245,6 +272,10 @@ def _check_cmd(config: dict) -> None:
     snapshots = 1 + t["epochs"] + (t["subepoch_snapshots"] - 1) * min(t["subepoch_epochs"], t["epochs"])
     if c["deep"] and c["warmup"] > snapshots:  # online CMD runs in the deep analysis only
         raise ConfigError(f"config key `cmd.warmup`: {c['warmup']} snapshots exceed the {snapshots} a run keeps")
+    e = c["embedded"]
+    if e["enabled"] and e["warmup"] >= t["epochs"]:
+        raise ConfigError(f"config key `cmd.embedded.warmup`: {e['warmup']} warm-up epochs leave none of the "
+                          f"{t['epochs']} trained (training.epochs) to embed CMD in")
 
 
 def prediction_windows(config: dict) -> list[int]:

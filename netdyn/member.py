@@ -79,6 +79,7 @@ class MemberState:
     started: float = field(default_factory=time.time)
     elapsed: float = 0.0  # seconds spent before a resume
     checkpoint: Checkpoint | None = None  # resumed from
+    embedded: object | None = None  # its netdyn.cmd.embedded.EmbeddedCMD, if it trains with embedded CMD
 
 
 def open_member(spec: RunSpec, run_dir: Path, info: DatasetInfo, study: dict | None
@@ -131,6 +132,8 @@ def finish(m: MemberState, device: torch.device) -> None:
         "trajectory_bytes": m.writer.data_path.stat().st_size,
         "wall_seconds": round(m.elapsed + time.time() - m.started, 3), "device": str(device),
     }
+    if m.embedded is not None:  # the share of parameters still trained after each whole epoch
+        result["embedded_cmd"] = {"settings": m.embedded.settings, "epochs": m.embedded.log}
     write_curves(m.dir, m.curves)
     write_result(m.dir, result)
     clear_checkpoint(m.dir)

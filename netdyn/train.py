@@ -14,6 +14,10 @@ curves, divergence) so a killed job resumes there and ends with the same bytes a
 and the process holds each run's lock, so no second process (an orphan of a killed job) writes it too.
 A finished run is checked (trajectory against manifest, result and curves) before it is kept.
 
+A run with ``embedded_cmd`` settings trains with embedded CMD (:mod:`netdyn.cmd.embedded`): from its warm-up on,
+a growing share of its parameters is frozen to follow its CMD modes; its state is its own inside a pack, and a
+resumed run rebuilds it from the rows its trajectory holds.
+
 A run whose minibatch loss turns NaN/inf (or exceeds ``DIVERGED_LOSS``) is *diverged*: it stops updating at
 once (without disturbing the others) and is recorded with the accuracy measured at that point. It stays in
 its pack, frozen, until the pack ends, so a resumed pack has the same members as before the kill.
@@ -153,6 +157,8 @@ class PackTrainer:
         self.padded = F.pad(train.x, (pad,) * 4) if pad else train.x
         self.train_y, self.test = train.y, test
         self.n = len(train)
+        self._last_rows = None  # every member's row at the latest snapshot (embedded CMD reads it)
+        self._start_embedded_cmd()
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _names(self):
@@ -172,6 +178,50 @@ class PackTrainer:
         with torch.no_grad():
             for name, buf in zip(self._names(), self.momentum_bufs):
                 buf[i].copy_(state[f"momentum::{name}"])
+
+    # -- embedded CMD ----------------------------------------------------------------------------------
+    def _start_embedded_cmd(self) -> None:
+        """Each embedded-CMD member's state, replayed from its stored rows when resumed."""
+        from .cmd.embedded import EmbeddedCMD
+        from .cmd.frozen import FrozenParameters
+
+        self.frozen = None
+        if not any(s.embedded_cmd for s in self.specs):
+            return
+        entries = {t["name"]: t for t in self.members[0].writer.manifest["tensors"]}
+        names = self._names()
+        layers = [(n, slice(entries[n]["offset"], entries[n]["offset"] + entries[n]["numel"])) for n in names
+                  if entries[n]["numel"]]
+        layers.sort(key=lambda nl: nl[1].start)
+        self.frozen = FrozenParameters(self.params, [entries[n]["offset"] for n in names])
+        for i, m in enumerate(self.members):
+            if not m.spec.embedded_cmd:
+                continue
+            m.embedded = EmbeddedCMD(m.spec.embedded_cmd, layers, m.writer.row_numel, m.spec.epochs, m.spec.run_id)
+            if m.checkpoint is not None:
+                rows, epochs = m.writer.stored_rows()
+                whole = np.flatnonzero(epochs == np.round(epochs))
+                for f in m.embedded.replay((rows[j] for j in whole), epochs[whole]):
+                    self._freeze(i, f)
+        self.frozen.apply()  # a resumed pack's weights already hold these values: this changes nothing
+
+    def _freeze(self, i: int, f) -> None:
+        emb = self.members[i].embedded
+        self.frozen.add(i, emb.positions_to_columns(f.positions), f.a, f.b, emb.positions_to_columns(f.references))
+
+    def _embedded_cmd_epoch(self, epoch: int) -> None:
+        """Show each embedded-CMD member its row of this whole epoch; freeze what it decides."""
+        for i, m in enumerate(self.members):
+            if m.embedded is None or m.diverged_at is not None:
+                continue
+            assert self._last_rows is not None and self._last_rows[0] == epoch, "a snapshot ends every epoch"
+            f = m.embedded.observe(epoch, self._last_rows[1][i])
+            if f is not None:
+                self._freeze(i, f)
+                log.info("[%s] embedded CMD: %d more parameters frozen at epoch %d; %.1f%% still trained",
+                         m.spec.run_id, len(f.positions), epoch, 100 * m.embedded.trained_fraction)
+        if self.frozen is not None:
+            self.frozen.apply()
 
     # -- the loop ------------------------------------------------------------------------------------
     def _sgd_step(self) -> None:
@@ -212,6 +262,7 @@ class PackTrainer:
                          epoch_label, row["test_acc"])
                 continue
             rows = self._member_rows() if rows is None else rows
+            self._last_rows = (epoch_label, rows)
             m.writer.append_row(rows[i], epoch=epoch_label, step=m.step,
                                 label="init" if m.step == 0 else f"epoch {epoch_label:g}")
             m.curves.append(row)
@@ -231,6 +282,7 @@ class PackTrainer:
             self._snapshot(0.0, torch.zeros(2, self.k, device=self.device), 0)
             if self.hooks:
                 self.hooks.on_snapshot_end(0.0)
+            self._embedded_cmd_epoch(0)
         size = self.info.image_size
         for epoch in range(start + 1, spec0.epochs + 1):
             if not self.active.any():
@@ -256,6 +308,8 @@ class PackTrainer:
                 self.active &= finite
                 torch.where(self.active, losses, 0.0).sum().backward()
                 self._sgd_step()
+                if self.frozen is not None and self.frozen.active:
+                    self.frozen.apply()
                 with torch.no_grad():
                     sums[0] += torch.where(finite, losses, torch.nan).double() * b
                     sums[1] += (out.argmax(-1) == y).sum(1).double()
@@ -267,6 +321,7 @@ class PackTrainer:
                     self._snapshot(marks[step], sums, seen)
                     if self.hooks:
                         self.hooks.on_snapshot_end(marks[step])
+            self._embedded_cmd_epoch(epoch)
             for i, m in enumerate(self.members):
                 if m.diverged_at is None:
                     m.epoch = epoch

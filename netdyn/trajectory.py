@@ -123,6 +123,14 @@ class TrajectoryWriter:
         self._truncate_data(n * self.row_numel * self.dtype.itemsize)
         _atomic_write_json(self.manifest_path, self.manifest)
 
+    def stored_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, epoch labels) of the snapshots the manifest lists; the rows read-only from the data file
+        (a resumed embedded-CMD run replays them)."""
+        epochs = np.array([s["epoch"] for s in self.manifest["snapshots"]], dtype=float)
+        if not len(epochs):
+            return np.zeros((0, self.row_numel), self.dtype), epochs
+        return np.memmap(self.data_path, dtype=self.dtype, mode="r", shape=(len(epochs), self.row_numel)), epochs
+
     def append(self, state: dict[str, torch.Tensor], *, epoch: float, step: int, label: str) -> None:
         """Append one snapshot given as a state_dict."""
         row = np.concatenate([state[t["name"]].detach().reshape(-1).to("cpu", torch.float64).numpy()

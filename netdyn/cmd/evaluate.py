@@ -38,6 +38,7 @@ from .source import CMDError
 
 EPOCH_COLUMNS = ["run_id", "n_modes", "modes_found", "snapshot", "epoch", "rel_error", "acc_curves", "acc_sgd",
                  "acc_sgd_bn_recomputed", "acc_cmd", "acc_online_cmd"]
+EMBEDDED_COLUMNS = ["epoch", "acc_embedded_cmd", "trained_fraction"]
 MODE_LAYER_COLUMNS = ["run_id", "n_modes", "mode", "layer", "count"]
 
 
@@ -181,6 +182,36 @@ def mode_layer_table(result: CMDResult, run_id: str, n_modes: int) -> pd.DataFra
     return pd.DataFrame({"run_id": run_id, "n_modes": n_modes, "mode": mode_idx.ravel(),
                          "layer": np.array(names, dtype=object)[layer_idx.ravel()],
                          "count": counts.ravel().astype(np.int64)}, columns=MODE_LAYER_COLUMNS)
+
+
+def embedded_curve(twin_dir: str | Path) -> pd.DataFrame:
+    """The embedded-CMD twin of a run (:func:`netdyn.config.variant_runs`): its test accuracy at every snapshot
+    (``acc_embedded_cmd``, from its curves.csv) and the share of its parameters trained in the epoch that led to
+    the snapshot (``trained_fraction``: 1 up to the first freezing step; a freezing step at the end of epoch e
+    counts from epoch e + 1 on)."""
+    from ..rundir import read_curves, read_result
+
+    twin_dir = Path(twin_dir)
+    log = read_result(twin_dir).get("embedded_cmd")
+    if log is None:
+        raise CMDError(twin_dir.name, "embedded_cmd", f"{twin_dir} was not trained with embedded CMD")
+    after = {int(r["epoch"]): r["trained_fraction"] for r in log["epochs"]}
+    curves = read_curves(twin_dir)
+    kept = curves[curves["snapshot"] >= 0]
+    epochs = kept["epoch"].to_numpy(dtype=float)
+    trained = [1.0 if e <= 0 else after.get(int(np.ceil(e)) - 1, np.nan) for e in epochs]
+    return pd.DataFrame({"epoch": epochs, "acc_embedded_cmd": kept["test_acc"].to_numpy(dtype=float),
+                         "trained_fraction": trained}, columns=EMBEDDED_COLUMNS)
+
+
+def with_embedded(epochs: pd.DataFrame, twin_dir: str | Path | None) -> pd.DataFrame:
+    """:func:`evaluate_run`'s table with the twin's columns joined on the snapshot epoch (NaN without a twin)."""
+    if twin_dir is None:
+        return epochs.assign(acc_embedded_cmd=np.nan, trained_fraction=np.nan)
+    twin = embedded_curve(twin_dir)
+    out = epochs.merge(twin, on="epoch", how="left", validate="many_to_one")
+    assert len(out) == len(epochs)
+    return out
 
 
 def _curve_accuracy(run_dir: Path) -> dict[int, float]:

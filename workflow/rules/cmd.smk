@@ -2,9 +2,12 @@
 # cmd_group: one job per training group (the cheap pass, cmd.n_modes, and the early-window `cmd` features);
 # its inputs are the group's runs' result.json and trajectory manifests, so a retrained run reruns its own
 # group's CMD job only. cmd_deep: one job per run named by cmd.deep (test accuracy of SGD, post-hoc and online
-# CMD weights at every snapshot, cmd.deep_n_modes). collect_cmd: tables/cmd*.csv and the CMD figures.
+# CMD weights at every snapshot, cmd.deep_n_modes; with cmd.embedded, the run's embedded-CMD twin too). collect_cmd: tables/cmd*.csv (the CMD figures: rule figures).
 if config["cmd"]["enabled"]:
     from netdyn.cmd.stage import deep_runs
+    from netdyn.config import EMBEDDED_CMD_SUFFIX
+
+    CMD_EMBEDDED = config["cmd"]["embedded"]["enabled"]  # cmd_deep adds each run's embedded-CMD twin (variant_runs)
 
     CMD_DEEP = deep_runs(config["cmd"]["deep"], RUNS)
     CMD_SETTINGS = {k: config["cmd"][k] for k in ("n_modes", "feature_modes", "n_samples", "seed")}
@@ -36,11 +39,13 @@ if config["cmd"]["enabled"]:
         input:
             result=run_file("{run_id}", RUN_RESULT),
             manifest=run_file("{run_id}", RUN_MANIFEST),
+            twin=lambda wc: [run_file(wc.run_id + EMBEDDED_CMD_SUFFIX, RUN_RESULT)] if CMD_EMBEDDED else [],
         output:
             epochs=f"{RESULTS}/cmd/deep/{{run_id}}.epochs.csv",
             mode_layers=f"{RESULTS}/cmd/deep/{{run_id}}.mode_layers.csv",
         params:
             run_dir=lambda wc: f"{RESULTS}/runs/{wc.run_id}",
+            twin_dir=lambda wc: f"{RESULTS}/runs/{wc.run_id}{EMBEDDED_CMD_SUFFIX}" if CMD_EMBEDDED else None,
             data_root=config["data"]["root"],
             cmd=CMD_DEEP_SETTINGS,
         log:
@@ -63,15 +68,7 @@ if config["cmd"]["enabled"]:
             table=report(f"{RESULTS}/tables/cmd.csv", caption="../report/cmd_table.rst", category="CMD"),
             snapshots=f"{RESULTS}/tables/cmd_snapshots.csv",
             epochs=f"{RESULTS}/tables/cmd_epochs.csv",
-            mode_layers=f"{RESULTS}/tables/cmd_mode_layers.csv",
-            references=report(f"{RESULTS}/cmd/figures/cmd_references.png", caption="../report/cmd_references.rst",
-                              category="CMD"),
-            correlation=report(f"{RESULTS}/cmd/figures/cmd_correlation.png", caption="../report/cmd_correlation.rst",
-                               category="CMD"),
-            accuracy=report(f"{RESULTS}/cmd/figures/cmd_accuracy.png", caption="../report/cmd_accuracy.rst",
-                            category="CMD"),
-            layers_figure=report(f"{RESULTS}/cmd/figures/cmd_mode_layers.png", caption="../report/cmd_mode_layers.rst",
-                                 category="CMD"),
+            mode_layers=f"{RESULTS}/tables/cmd_mode_layers.csv",  # the figures (cmd/figures/): rule figures
         params:
             runs_dir=f"{RESULTS}/runs",
             example=CMD_DEEP[0] if CMD_DEEP else None,
