@@ -1,4 +1,5 @@
-"""Snakemake entry point of rule `collect_modularity`: Q table, plateau table, figures."""
+"""Snakemake entry point of rule `collect_modularity`: Q table, plateau table (the figures: rule
+`figures`, scripts/figures.py)."""
 import sys
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
@@ -7,7 +8,6 @@ sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the 
 import pandas as pd  # noqa: E402
 
 from netdyn import runlog  # noqa: E402
-from netdyn.figures.modularity import plot_q_by_layer, plot_q_over_epochs  # noqa: E402
 from netdyn.modularity.stage import TABLE_COLUMNS, plateau_table  # noqa: E402
 
 runlog.setup(sm.log[0])
@@ -16,5 +16,3 @@ table = table.sort_values(["run_id", "epoch", "layer_index"], kind="stable")[lis
 table.to_csv(sm.output.table, index=False)
 runs = pd.read_csv(sm.input.runs)
 plateau_table(table, runs, sm.params.threshold, sm.params.min_run).to_csv(sm.output.plateaus, index=False)
-plot_q_by_layer(table, runs, sm.output.by_layer)
-plot_q_over_epochs(table, runs, sm.output.over_epochs)

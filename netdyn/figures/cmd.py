@@ -9,13 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-try:
-    from . import save_figure
-except ImportError:  # before netdyn.figures has its one saving helper: PNG and PDF here (remove once it has)
-    def save_figure(fig, out):
-        for suffix in (".png", ".pdf"):
-            fig.savefig(Path(out).with_suffix(suffix), dpi=110)
-        plt.close(fig)
+from . import save_figure
 
 
 def _note(ax, text: str) -> None:
@@ -53,6 +47,18 @@ def plot_correlation(corr: np.ndarray, order: np.ndarray, sample_labels: np.ndar
     ax.set_title(title or "|Pearson ρ| of sampled trajectories")
     fig.colorbar(im, ax=ax, shrink=0.8, label="|ρ|")
     save_figure(fig, out)
+
+
+def plot_example(run_dir: str | Path, n_modes: int, references_out: str | Path, correlation_out: str | Path, *,
+                 n_samples: int, seed: int) -> None:
+    """The two figures of one run's post-hoc CMD (``netdyn.cmd.table.example_fit``, read from its trajectory):
+    its mode references and the clustered |ρ| matrix of its sampled trajectories."""
+    from ..cmd.table import example_fit
+
+    fit = example_fit(run_dir, n_modes, n_samples=n_samples, seed=seed)
+    plot_references(fit.result, fit.epochs, references_out)
+    plot_correlation(fit.corr, fit.order, fit.result.sample_labels, correlation_out,
+                     title=f"{Path(run_dir).name}: |ρ| of {len(fit.order)} sampled trajectories")
 
 
 def plot_accuracy(epochs: pd.DataFrame, out: str | Path, *, n_modes: int | None = None, max_runs: int = 6) -> None:

@@ -2,7 +2,7 @@
 architecture × data set, mean over the runs that trained (``learned_runs``) with a ± one std band.
 
 Saved through ``netdyn.figures.save_figure`` (PNG + PDF). They live in ``results/<study>/modularity/figures/``
-and are drawn by rule ``collect_modularity``, not by rule ``figures``.
+and are drawn by rule ``figures`` from ``tables/modularity.csv``.
 """
 
 from __future__ import annotations

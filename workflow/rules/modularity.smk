@@ -36,7 +36,7 @@ rule modularity:
 
 
 rule collect_modularity:
-    """Grid-wide Q table, plateau candidates per architecture x data set, figures."""
+    """Grid-wide Q table, plateau candidates per architecture x data set (the figures: rule figures)."""
     input:
         curves=expand(f"{RESULTS}/modularity/{{group}}.csv", group=GROUPS),
         runs=f"{RESULTS}/tables/runs.csv",
@@ -45,10 +45,6 @@ rule collect_modularity:
                      category="Modularity"),
         plateaus=report(f"{RESULTS}/tables/modularity_plateaus.csv", caption="../report/modularity_plateaus.rst",
                         category="Modularity"),
-        by_layer=report(f"{RESULTS}/modularity/figures/modularity_by_layer.png",
-                        caption="../report/modularity_by_layer.rst", category="Modularity"),
-        over_epochs=report(f"{RESULTS}/modularity/figures/modularity_over_epochs.png",
-                           caption="../report/modularity_over_epochs.rst", category="Modularity"),
     params:
         threshold=MODULARITY["threshold"],
         min_run=MODULARITY["min_run"],
