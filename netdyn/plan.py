@@ -14,9 +14,15 @@ from .rundir import snapshots_per_run
 
 
 def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
-    """Rough per-member device memory of training: weights, grads, momentum and saved activations."""
-    model = init_model(spec, info)
+    """Rough per-member device memory of training: weights, grads and momentum (in the run's dtype; bf16 keeps
+    float32 masters plus a bfloat16 copy of the weights for autocast) and three times the layer outputs of a
+    minibatch (forward output, saved input, gradient), stored in bfloat16 under bf16 autocast.
+
+    The layer outputs are counted by one forward pass of a single image in eval mode (BatchNorm in train mode
+    refuses a batch of one at 1x1 spatial size, e.g. VGG-11-BN on 8-pixel images)."""
+    model = init_model(spec, info).eval()
     itemsize = torch.finfo(getattr(torch, spec.dtype)).bits // 8
+    act_itemsize = 2 if spec.precision == "bf16" else itemsize
     acts = 0
 
     def hook(_m, _i, out):
@@ -24,12 +30,14 @@ def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
         acts += out.numel()
 
     handles = [mod.register_forward_hook(hook) for mod in model.modules() if not list(mod.children())]
+    dtype = next(model.parameters()).dtype
     with torch.no_grad():
-        model(torch.zeros(1, info.in_channels, info.image_size, info.image_size, dtype=model.classifier[-1].weight.dtype))
+        model(torch.zeros(1, info.in_channels, info.image_size, info.image_size, dtype=dtype))
     for h in handles:
         h.remove()
     params = sum(p.numel() for p in model.parameters())
-    return itemsize * (4 * params + 3 * acts * spec.batch_size)
+    weights = itemsize * 4 * params + (2 * params if spec.precision == "bf16" else 0)
+    return weights + act_itemsize * 3 * acts * spec.batch_size
 
 
 def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pack: str,
