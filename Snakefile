@@ -15,6 +15,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/graphs.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/modularity.smk"
+include: "workflow/rules/pruning.smk"
 include: "workflow/rules/cmd.smk"
 include: "workflow/rules/figures.smk"
 
@@ -31,5 +32,6 @@ rule all:
         rules.collect_graphs.output,
         rules.predict.output,
         rules.collect_modularity.output if config["modularity"]["enabled"] else [],
+        rules.collect_pruning.output if PRUNING_ON else [],
         rules.collect_cmd.output if config["cmd"]["enabled"] else [],
         rules.figures.output,

@@ -15,4 +15,5 @@ table = pd.concat([pd.read_csv(f) for f in sm.input.curves], ignore_index=True)
 table = table.sort_values(["run_id", "epoch", "layer_index"], kind="stable")[list(TABLE_COLUMNS)]
 table.to_csv(sm.output.table, index=False)
 runs = pd.read_csv(sm.input.runs)
-plateau_table(table, runs, sm.params.threshold, sm.params.min_run).to_csv(sm.output.plateaus, index=False)
+plateau_table(table, runs, sm.params.threshold, sm.params.min_run,
+              sm.params.learned_fraction).to_csv(sm.output.plateaus, index=False)

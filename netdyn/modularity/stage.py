@@ -17,9 +17,11 @@ import pandas as pd
 from .plateau import DEFAULT_MIN_RUN, DEFAULT_THRESHOLD, plateau_runs
 
 TABLE_COLUMNS = ("run_id", "epoch", "layer_index", "layer_name", "q_mean", "q_std")
-LEARNED_FRACTION = 0.9  # runs at >= 90 % of the best final test accuracy of their architecture x data set
+# the runs plateau detection reads: >= this fraction of the best final test accuracy of their architecture x
+# data set (`modularity.learned_fraction`; the schema's default is the same number)
+LEARNED_FRACTION = 0.9
 PLATEAU_COLUMNS = ("arch_label", "dataset", "n_runs", "n_layers", "plateau_runs", "candidate_layers",
-                   "threshold", "min_run")
+                   "threshold", "min_run", "learned_fraction")
 
 
 def wants_every_epoch(run_id: str, arch_label: str, patterns: Iterable[str]) -> bool:
@@ -60,7 +62,10 @@ def final_curves(table: pd.DataFrame) -> pd.DataFrame:
 def learned_runs(runs: pd.DataFrame, fraction: float = LEARNED_FRACTION) -> pd.DataFrame:
     """The runs that trained: complete (not diverged) and with a final test accuracy of at least
     `fraction` × the best of their architecture × data set. A grid holds learning rates too small or too
-    large to learn anything; their near-chance curves would otherwise read as a degradation at every layer."""
+    large to learn anything; their near-chance curves would otherwise read as a degradation at every layer.
+    `fraction` is `modularity.learned_fraction` (0 < fraction <= 1; 1 keeps the best run(s) only)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"learned_fraction: must be a number in (0, 1], got {fraction!r}")
     done = runs[runs["status"] == "complete"]
     best = done.groupby(["arch_label", "dataset"])["final_test_acc"].transform("max")
     return done[done["final_test_acc"] >= fraction * best]
@@ -69,8 +74,9 @@ def learned_runs(runs: pd.DataFrame, fraction: float = LEARNED_FRACTION) -> pd.D
 def plateau_table(table: pd.DataFrame, runs: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD,
                   min_run: int = DEFAULT_MIN_RUN, fraction: float = LEARNED_FRACTION) -> pd.DataFrame:
     """Candidate layers per architecture × data set: the plateau rule (netdyn.modularity.plateau) applied
-    to the mean over that group's :func:`learned_runs` of their final-snapshot Q per layer.
-    ``plateau_runs`` and ``candidate_layers`` are ';'-joined (layer index ranges / layer names)."""
+    to the mean over that group's :func:`learned_runs` (at ``fraction``) of their final-snapshot Q per layer.
+    ``plateau_runs`` and ``candidate_layers`` are ';'-joined (layer index ranges / layer names); the rule's
+    settings (threshold, min_run, learned_fraction) are recorded beside them."""
     final = final_curves(table).merge(learned_runs(runs, fraction)[["run_id", "arch_label", "dataset"]],
                                       on="run_id")
     rows = []
@@ -81,6 +87,6 @@ def plateau_table(table: pd.DataFrame, runs: pd.DataFrame, threshold: float = DE
         rows.append({"arch_label": arch, "dataset": dataset, "n_runs": part["run_id"].nunique(),
                      "n_layers": len(names), "plateau_runs": ";".join(f"{a}-{b}" for a, b in found),
                      "candidate_layers": ";".join(names[i] for a, b in found for i in range(a, b + 1)),
-                     "threshold": threshold, "min_run": min_run})
+                     "threshold": threshold, "min_run": min_run, "learned_fraction": fraction})
     return pd.DataFrame(rows, columns=list(PLATEAU_COLUMNS))
 

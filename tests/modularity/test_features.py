@@ -70,3 +70,20 @@ def test_plateau_table_applies_the_rule_to_the_mean_final_curve_of_complete_runs
     loose = plateau_table(table, runs, threshold=0.15, min_run=2).set_index("arch_label")
     assert loose.loc["lenet", "candidate_layers"] == "L1;L2;L3"
     assert np.isclose(loose.loc["lenet", "threshold"], 0.15)
+
+
+def test_plateau_table_reads_the_runs_at_the_configured_learned_fraction():
+    # the data of the test above: at the default 0.9 runs x1, x2 enter (candidates L2;L3); at 0.5 the run x4
+    # (accuracy 0.5 >= 0.5 x 0.95) enters too, and its curve lifts the mean out of the plateau
+    # (mean [0.067, 0.267, 0.57, 0.583, 0.797]: dQ 0.2, 0.303, 0.013, 0.213, none below 0.01)
+    table = _table({("x1", 3.0): [0.1, 0.3, 0.31, 0.30, 0.6], ("x2", 3.0): [0.1, 0.5, 0.5, 0.50, 0.8],
+                    ("x4", 3.0): [0.0, 0.0, 0.9, 0.95, 0.99]})
+    runs = pd.DataFrame({"run_id": ["x1", "x2", "x4"], "arch_label": "vgg11bn", "dataset": "digits",
+                         "status": "complete", "final_test_acc": [0.95, 0.9, 0.5]})
+    default = plateau_table(table, runs, threshold=0.01, min_run=2).iloc[0]
+    assert (default.n_runs, default.candidate_layers, default.learned_fraction) == (2, "L2;L3", 0.9)
+    loose = plateau_table(table, runs, threshold=0.01, min_run=2, fraction=0.5).iloc[0]
+    assert (loose.n_runs, loose.candidate_layers, loose.learned_fraction) == (3, "", 0.5)
+    for bad in (0, 1.2, True):
+        with pytest.raises(ValueError, match="learned_fraction"):
+            plateau_table(table, runs, fraction=bad)

@@ -48,6 +48,7 @@ rule collect_modularity:
     params:
         threshold=MODULARITY["threshold"],
         min_run=MODULARITY["min_run"],
+        learned_fraction=MODULARITY["learned_fraction"],  # which runs plateau detection reads
     log:
         f"{LOGS}/collect_modularity.log",
     conda:
