@@ -9,8 +9,10 @@ with the true classes as communities.
 
 Also: ``knn_graph`` / ``cosine_topk`` (the chunked kNN graph, knn), ``edge_modularity`` (Q of any
 weighted edge list, score), ``default_layers`` (readout), ``plateau_runs`` / ``plateau_layers``
-(plateau); the workflow stage's tables and feature set (stage; one group's table: group). Each module
-documents its decisions; bad input raises ``ModularityInputError`` naming the key.
+(plateau); the workflow stage's tables and feature set (stage; one group's table: group); the pruning
+check, which retrains a net without its plateau layers beside a control (pruning: ``pruning_plan`` /
+``run_pruning``; its tables: pruning_stats). Each module documents its decisions; bad input raises
+``ModularityInputError`` naming the key.
 
 Names are resolved lazily (PEP 562): ``netdyn.modularity.plateau`` needs neither torch nor graph-tool.
 """
@@ -30,5 +32,7 @@ _EXPORTS = {
     "stage": ("early_window_features", "plateau_table", "snapshots_for", "wants_every_epoch", "TABLE_COLUMNS",
               "PLATEAU_COLUMNS"),
     "group": ("group_table",),
+    "pruning": ("pruning_plan", "run_pruning", "control_layers", "droppable_layers", "choose_setting", "n_params"),
+    "pruning_stats": ("pruning_table", "pruning_summary", "mean_interval", "PRUNING_COLUMNS", "SUMMARY_COLUMNS"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
