@@ -5,7 +5,9 @@ Pipeline, per early window E (epochs 0..E), feature set and architecture x data 
 1. **Features** (:mod:`.features`, :mod:`.feature_sets`; one row per run) from a registry of builders,
    combined with ``+`` (``graph+curve``). Built-ins: ``early_acc`` (the trivial baseline), ``curve``,
    ``weights`` (Unterthiner et al. 2020) and ``graph`` (the temporal graph summary, an input table).
-   Later stages add theirs with :func:`register_feature_set` or :func:`register_table_feature_set`.
+   No-fit baselines (:mod:`.baselines`): ``early_acc_nofit`` (the early accuracy as the prediction) and
+   ``curve_extrap`` (each run's early curve extrapolated to its final epoch). Later stages add theirs
+   with :func:`register_feature_set` or :func:`register_table_feature_set`.
 2. **Model** (:mod:`.model`): gradient-boosted trees (XGBoost, ``hist``), fixed parameters from the config
    plus a small grid (``tune``) chosen inside the training rows only.
 3. **Evaluation** (:mod:`.evaluate`, folds in :mod:`.splits`), two splits: ``within_width`` (grouped
@@ -19,7 +21,8 @@ Pipeline, per early window E (epochs 0..E), feature set and architecture x data 
 does not depend on ``n_jobs``.
 """
 
-from . import feature_sets  # noqa: F401  (registers the built-in feature sets)
+from . import baselines, feature_sets  # noqa: F401  (register the built-in feature sets and baselines)
+from .baselines import NO_FIT_SETS, extrapolate, saturation
 from .evaluate import Task, evaluate_task
 from .feature_sets import WEIGHT_STATS, weight_statistics
 from .features import (CURVE_METRICS, FEATURE_BUILDERS, FeatureContext, build_features, feature_set_parts,
@@ -35,10 +38,10 @@ from .tables import (IMPORTANCE_COLUMNS, METRIC_COLUMNS, METRIC_NAMES, PREDICTIO
 
 __all__ = [
     "CONFIG_KEYS", "CURVE_METRICS", "FEATURE_BUILDERS", "IMPORTANCE_COLUMNS", "MAX_FEATURES", "METRIC_COLUMNS",
-    "METRIC_NAMES", "PREDICTION_COLUMNS", "RUN_COLUMNS", "SPLIT_TRANSFER", "SPLIT_WITHIN", "SUBSETS",
+    "METRIC_NAMES", "NO_FIT_SETS", "PREDICTION_COLUMNS", "RUN_COLUMNS", "SPLIT_TRANSFER", "SPLIT_WITHIN", "SUBSETS",
     "WEIGHT_STATS", "WIDTH_FEATURE", "FeatureContext", "Fitter", "Task", "build_features", "check_transfer",
     "config_groups", "evaluate_task", "feature_name_table", "feature_set_parts", "metrics_from_predictions",
     "parse_feature_name", "point_metrics", "prediction_metrics", "prepare_runs", "register_feature_set",
     "register_table_feature_set", "resampled_metrics", "resolve_config", "run_prediction", "screen_features",
-    "top_k_precision", "weight_statistics", "within_width_folds",
+    "top_k_precision", "weight_statistics", "within_width_folds", "extrapolate", "saturation",
 ]

@@ -56,6 +56,7 @@ class Task:
     importance: bool
     max_features: int | None
     metric_args: dict
+    no_fit: bool = False  # X's one column is the prediction itself (netdyn.predict.baselines)
 
     @property
     def cost(self) -> int:
@@ -75,10 +76,12 @@ def _prediction_frame(t: Task, rows: np.ndarray, split: str, fold, pred: np.ndar
 def evaluate_task(t: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """All fits of one arch x data set x feature set x window: within-width CV, transfer, importances,
     and the metrics of its predictions (computed here so that they run in the worker processes)."""
+    if t.no_fit:
+        return _evaluate_no_fit(t)
     t0 = time.perf_counter()
     out = []
     Xw = np.column_stack([t.X, t.widths.astype(float)])
-    fw = Fitter(Xw, t.y, t.fixed, t.seed, t.max_features, keep=[Xw.shape[1] - 1])
+    fw = Fitter(Xw, t.y, t.fixed, t.seed, t.max_features, keep=[Xw.shape[1] - 1], families=list(t.sources) + ["run"])
     k = int(t.folds.max()) + 1
     pred = np.full(len(t.y), np.nan)
     n_train = np.zeros(len(t.y), dtype=int)
@@ -99,7 +102,7 @@ def evaluate_task(t: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     n_fits = fw.n_fits
     if t.train_widths:
         train = np.isin(t.widths, t.train_widths)
-        ft = Fitter(t.X, t.y, t.fixed, t.seed, t.max_features)
+        ft = Fitter(t.X, t.y, t.fixed, t.seed, t.max_features, families=t.sources)
         splits = group_kfold_splits(train, t.groups, INNER_FOLDS, t.seed)
         model = ft.fit(train, *tune_params(ft, splits, t.tune))
         test = np.isin(t.widths, t.test_widths)
@@ -115,6 +118,18 @@ def evaluate_task(t: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
               t.dataset, t.feature_set, t.window, t.X.shape[1], n_fits, t1 - t0, t2 - t1,
               time.perf_counter() - t2)
     return predictions, metrics, imp
+
+
+def _evaluate_no_fit(t: Task) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A no-fit baseline on the same rows and splits as the fitted sets: its column is the prediction."""
+    pred = t.X[:, 0]
+    out = [_prediction_frame(t, np.ones(len(t.y), dtype=bool), SPLIT_WITHIN, t.folds, pred,
+                             sorted(np.unique(t.widths)), 0)]
+    if t.train_widths:
+        test = np.isin(t.widths, t.test_widths)
+        out.append(_prediction_frame(t, test, SPLIT_TRANSFER, -1, pred[test], t.train_widths, 0))
+    predictions = pd.concat(out, ignore_index=True)
+    return predictions, metrics_from_predictions(predictions, **t.metric_args), pd.DataFrame(columns=IMPORTANCE_COLUMNS)
 
 
 class _BoosterRegressor(RegressorMixin, BaseEstimator):

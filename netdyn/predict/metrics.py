@@ -14,6 +14,19 @@ from threadpoolctl import threadpool_limits
 
 from .tables import METRIC_COLUMNS, METRIC_NAMES, PREDICTION_COLUMNS, SUBSETS
 
+LEVEL = 0.95  # every interval of the stage: the metrics' _lo/_hi, paired differences, classification
+
+
+def percentile_interval(draws, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile bootstrap interval at `level` (bounds at (1 - level)/2 and (1 + level)/2) of the finite
+    draws; (NaN, NaN) when there are none."""
+    d = np.asarray(draws, float)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return np.nan, np.nan
+    lo, hi = np.percentile(d, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
 
 def top_k_precision(y_true, y_pred, fraction: float) -> tuple[int, float]:
     """(k, precision): of the k = ceil(fraction n) runs ranked highest by the predictor, the share that is
@@ -106,8 +119,8 @@ def prediction_metrics(y_true, y_pred, *, bootstrap: int = 1000, top_fraction: f
     for m in METRIC_NAMES:
         out[m] = point[m]
         lo = hi = np.nan
-        if draws is not None and np.isfinite(point[m]) and np.isfinite(draws[m]).any():
-            lo, hi = np.nanpercentile(draws[m], [2.5, 97.5])
+        if draws is not None and np.isfinite(point[m]):
+            lo, hi = percentile_interval(draws[m], LEVEL)
         out[f"{m}_lo"], out[f"{m}_hi"] = float(lo), float(hi)
     out["top_k"], out["top_k_precision"] = top_k_precision(y, p, top_fraction)
     return out

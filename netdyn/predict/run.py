@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..config import load_schema
 from .evaluate import Task, evaluate_task
+from .baselines import NO_FIT_SETS
 from .features import FeatureContext, build_features, feature_set_parts
 from .model import MAX_FEATURES
 from .splits import check_transfer, config_groups, within_width_folds
@@ -90,7 +91,10 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
     if graph_summaries is not None:
         tables["graph"] = graph_summaries
     for spec in cfg["feature_sets"]:
-        feature_set_parts(spec)
+        parts = feature_set_parts(spec)
+        if len(parts) > 1 and set(parts) & set(NO_FIT_SETS):
+            raise ValueError(f"feature set {spec!r}: no-fit baselines {sorted(set(parts) & set(NO_FIT_SETS))} "
+                             "are predictions, not features; they cannot be joined with '+'")
     train_widths = [int(w) for w in cfg["train_widths"]]
     test_widths = check_transfer(runs, train_widths) if train_widths else {}
     folds = within_width_folds(runs, cfg["folds"], cfg["seed"])
@@ -108,7 +112,12 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
                 X = feats.iloc[idx]
                 if X.isna().all().all():
                     empty.append(f"{spec} (E={window}) for {arch} on {dataset}")
-                X = X.loc[:, _varying(X.to_numpy(float))]
+                no_fit = spec in NO_FIT_SETS
+                if no_fit and X.isna().any().any():
+                    raise ValueError(f"no-fit baseline {spec} (E={window}) has no value for run(s) "
+                                     f"{list(X.index[X.isna().any(axis=1)])[:5]} of {arch} on {dataset}")
+                if not no_fit:
+                    X = X.loc[:, _varying(X.to_numpy(float))]
                 sub = runs.iloc[idx]
                 tasks.append(Task(
                     arch=arch, dataset=dataset, feature_set=spec, window=int(window),
@@ -120,7 +129,7 @@ def run_prediction(runs: pd.DataFrame, runs_dir: str | Path | None,
                     groups=groups[idx], folds=folds.iloc[idx].to_numpy(int), train_widths=train_widths,
                     test_widths=test_widths.get((arch, dataset), []), fixed=dict(cfg["xgboost"]),
                     tune=dict(cfg["tune"]), seed=int(cfg["seed"]), importance=spec in importance_sets,
-                    max_features=max_features, metric_args=metric_args))
+                    max_features=max_features, metric_args=metric_args, no_fit=no_fit))
     if empty:
         raise ValueError("feature tables hold no values at all (every column missing) for: " + "; ".join(empty))
     t1 = time.perf_counter()
