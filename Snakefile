@@ -18,6 +18,10 @@ include: "workflow/rules/modularity.smk"
 include: "workflow/rules/pruning.smk"
 include: "workflow/rules/cmd.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"  # the report's front page (`snakemake --report report.html`)
 
 
 rule all:
@@ -35,3 +39,4 @@ rule all:
         rules.collect_pruning.output if PRUNING_ON else [],
         rules.collect_cmd.output if config["cmd"]["enabled"] else [],
         rules.figures.output,
+        rules.report_summary.output,

@@ -144,10 +144,10 @@ def _edited_config(study: Path, section: str, **values) -> str:
 
 
 @pytest.mark.parametrize("section, edit, expected", [
-    ("predict", {"bootstrap": 60}, {"predict", "figures", "all"}),
-    ("predict", {"folds": 2}, {"predict", "figures", "all"}),
+    ("predict", {"bootstrap": 60}, {"predict", "figures", "report_summary", "all"}),
+    ("predict", {"folds": 2}, {"predict", "figures", "report_summary", "all"}),
     ("predict", {"windows": [1]}, {"graph_signatures", "collect_graphs", "modularity", "collect_modularity",
-                                  "cmd_group", "collect_cmd", "predict", "figures", "all"}),
+                                  "cmd_group", "collect_cmd", "predict", "figures", "report_summary", "all"}),
 ])
 def test_a_job_reruns_only_where_its_inputs_change(study, section, edit, expected):
     """Editing the prediction settings reruns prediction only; a key the graphs read (the largest window)
@@ -311,3 +311,108 @@ def test_cmd_stage_leaves_tables_and_figures(study):
         assert (res / "cmd/figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
         assert (res / "cmd/figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
 
+# --------------------------------------------------------------------------------------------------------
+# every figure from `snakemake figures`, and the report (snakemake --report, checked in headless Chromium by
+# scripts/check_report.py; the checker's own tests and the summary page's: tests/test_report.py)
+
+from test_report import chromium, run_check  # noqa: E402,F401  (the fixture installs Chromium where missing)
+
+STAGE_FIGURE_DIRS = ["cmd/figures", "modularity/figures"]
+SUMMARY_HEADINGS = ["Config", "Training runs", "Graph stage", "Prediction of final test accuracy",
+                    "CMD (correlation mode decomposition)", "Modularity"]
+
+
+def test_figures_target_redraws_the_cmd_and_modularity_figures(study):
+    """The CMD and modularity figures belong to rule figures too: deleted, `snakemake figures` alone brings
+    them back (PNG and PDF), running no stage job and touching no table."""
+    res = results(study)
+    names = {d: sorted(p.name for p in (res / d).iterdir()) for d in STAGE_FIGURE_DIRS}
+    assert all(len(n) == 2 * {"cmd/figures": 4, "modularity/figures": 2}[d] for d, n in names.items()), names
+    tables = {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")}
+    for d in STAGE_FIGURE_DIRS:
+        shutil.rmtree(res / d)
+    assert planned_jobs(snakemake(study, "-n", "figures")) == {"figures": 1}
+    proc = snakemake(study, "figures")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for d in STAGE_FIGURE_DIRS:
+        assert sorted(p.name for p in (res / d).iterdir()) == names[d]
+        for png in (res / d).glob("*.png"):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    assert {p.name: p.stat().st_mtime_ns for p in (res / "tables").glob("*.csv")} == tables
+    assert planned_jobs(snakemake(study, "-n")) == {}
+
+
+@pytest.fixture(scope="module")
+def built_report(study):
+    """`snakemake --report report.html` of the tiny study (every figure and the summary page embedded)."""
+    proc = snakemake(study, "--report", str(study / "report.html"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return study / "report.html"
+
+
+def _text(caption_html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", caption_html))
+
+
+def test_report_renders_in_headless_chromium(study, built_report, chromium):
+    """Opened in Chromium, the report shows every figure of every stage (each <img> decoded, naturalWidth > 0),
+    the summary page with a table per stage, and logs no error; captions state the study, window and
+    feature set of what they show."""
+    status, found, err = run_check(built_report, chromium)
+    assert status == 0, err
+    assert found["kind"] == "snakemake" and found["console_errors"] == [] and found["problems"] == []
+    pngs = {str(p.relative_to(study)) for p in results(study).glob("**/figures/*.png")}
+    assert len(pngs) >= 13 and {i["path"] for i in found["images"]} == pngs
+    assert all(i["natural_width"] > 0 and i["decoded"] for i in found["images"])
+    assert {"Summary", "Training", "Graphs", "Prediction", "CMD", "Modularity"} <= set(found["categories"])
+    (summary,) = found["html"]
+    assert summary["path"] == "results/tiny/report/summary.html" and summary["shown"]
+    assert summary["headings"][0] == "netdyn study tiny: summary" and summary["headings"][1:] == SUMMARY_HEADINGS
+    assert {"config-table", "runs-table", "graphs-table", "prediction-table", "cmd-table", "plateau-table",
+            "modularity-table"} <= set(summary["table_ids"])
+    captions = {path: _text(c) for path, c in found["captions"].items()}
+    for path in pngs:
+        assert "tiny" in captions[path] and "{" not in captions[path], (path, captions[path])
+    fig = "results/tiny/figures/"
+    assert "feature set graph+curve at early window E = 2" in captions[fig + "predicted_vs_true.png"]
+    assert "feature set graph+curve at early window E = 2" in captions[fig + "feature_importance.png"]
+    assert "E ∈ 1, 2 for every feature set (early_acc," in captions[fig + "metrics_vs_window.png"]
+    assert "fitted on widths 1" in captions[fig + "transfer_by_width.png"]
+    assert f"run {CMD_DEEP_RUN}" in captions["results/tiny/cmd/figures/cmd_references.png"]
+
+
+def test_report_check_fails_on_a_figure_that_does_not_load(built_report, chromium, tmp_path):
+    """The same report with one figure's embedded data replaced by bytes that are no image: the check fails,
+    naming that figure."""
+    html = built_report.read_text()
+    start = html.index("var results = {")
+    entries, _ = json.JSONDecoder().raw_decode(html[start + len("var results = "):])
+    broken = "results/tiny/figures/learning_curves.png"
+    uri = entries[broken]["data_uri"]
+    assert html.count(uri) == 1
+    (tmp_path / "report.html").write_text(html.replace(uri, "data:image/png;base64,bm90IGEgcG5n"))
+    status, found, err = run_check(tmp_path / "report.html", chromium)
+    assert status == 1
+    assert [i["path"] for i in found["images"] if i["natural_width"] == 0] == [broken]
+    assert broken in err
+
+
+def test_zip_report_renders_and_a_missing_figure_file_fails(study, chromium, tmp_path):
+    """`--report report.zip` keeps figures as files beside report.html: it renders clean, and with one figure
+    file removed from the archive the check fails on that figure (a broken image path) and its load error."""
+    import zipfile
+
+    proc = snakemake(study, "--report", str(tmp_path / "report.zip"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status, found, err = run_check(tmp_path / "report.zip", chromium)
+    assert status == 0, err
+    assert len(found["images"]) >= 13 and found["html"][0]["tables"] >= 7
+    with zipfile.ZipFile(tmp_path / "report.zip") as src, zipfile.ZipFile(tmp_path / "broken.zip", "w") as dst:
+        for item in src.infolist():
+            if not item.filename.endswith("/cmd_accuracy.png"):
+                dst.writestr(item, src.read(item))
+    status, found, err = run_check(tmp_path / "broken.zip", chromium)
+    assert status == 1
+    missing = "results/tiny/cmd/figures/cmd_accuracy.png"
+    assert [i["path"] for i in found["images"] if i["natural_width"] == 0] == [missing]
+    assert any("ERR_FILE_NOT_FOUND" in e and "cmd_accuracy.png" in e for e in found["console_errors"])
