@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cmd.frozen import EmbeddedPack
 from .config import RunSpec
 from .data import DatasetInfo, ImageData, load_dataset
 from .member import (MemberState, augment, checkpoint_meta, epoch_stream, finish, init_model,  # noqa: F401
@@ -157,8 +158,8 @@ class PackTrainer:
         self.padded = F.pad(train.x, (pad,) * 4) if pad else train.x
         self.train_y, self.test = train.y, test
         self.n = len(train)
-        self._last_rows = None  # every member's row at the latest snapshot (embedded CMD reads it)
-        self._start_embedded_cmd()
+        self._last_rows = None  # (epoch label, every member's row) of the latest snapshot: embedded CMD reads it
+        self.embedded = EmbeddedPack.start(self.members, self.params, self._names())  # None: no member embeds CMD
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _names(self):
@@ -178,50 +179,6 @@ class PackTrainer:
         with torch.no_grad():
             for name, buf in zip(self._names(), self.momentum_bufs):
                 buf[i].copy_(state[f"momentum::{name}"])
-
-    # -- embedded CMD ----------------------------------------------------------------------------------
-    def _start_embedded_cmd(self) -> None:
-        """Each embedded-CMD member's state, replayed from its stored rows when resumed."""
-        from .cmd.embedded import EmbeddedCMD
-        from .cmd.frozen import FrozenParameters
-
-        self.frozen = None
-        if not any(s.embedded_cmd for s in self.specs):
-            return
-        entries = {t["name"]: t for t in self.members[0].writer.manifest["tensors"]}
-        names = self._names()
-        layers = [(n, slice(entries[n]["offset"], entries[n]["offset"] + entries[n]["numel"])) for n in names
-                  if entries[n]["numel"]]
-        layers.sort(key=lambda nl: nl[1].start)
-        self.frozen = FrozenParameters(self.params, [entries[n]["offset"] for n in names])
-        for i, m in enumerate(self.members):
-            if not m.spec.embedded_cmd:
-                continue
-            m.embedded = EmbeddedCMD(m.spec.embedded_cmd, layers, m.writer.row_numel, m.spec.epochs, m.spec.run_id)
-            if m.checkpoint is not None:
-                rows, epochs = m.writer.stored_rows()
-                whole = np.flatnonzero(epochs == np.round(epochs))
-                for f in m.embedded.replay((rows[j] for j in whole), epochs[whole]):
-                    self._freeze(i, f)
-        self.frozen.apply()  # a resumed pack's weights already hold these values: this changes nothing
-
-    def _freeze(self, i: int, f) -> None:
-        emb = self.members[i].embedded
-        self.frozen.add(i, emb.positions_to_columns(f.positions), f.a, f.b, emb.positions_to_columns(f.references))
-
-    def _embedded_cmd_epoch(self, epoch: int) -> None:
-        """Show each embedded-CMD member its row of this whole epoch; freeze what it decides."""
-        for i, m in enumerate(self.members):
-            if m.embedded is None or m.diverged_at is not None:
-                continue
-            assert self._last_rows is not None and self._last_rows[0] == epoch, "a snapshot ends every epoch"
-            f = m.embedded.observe(epoch, self._last_rows[1][i])
-            if f is not None:
-                self._freeze(i, f)
-                log.info("[%s] embedded CMD: %d more parameters frozen at epoch %d; %.1f%% still trained",
-                         m.spec.run_id, len(f.positions), epoch, 100 * m.embedded.trained_fraction)
-        if self.frozen is not None:
-            self.frozen.apply()
 
     # -- the loop ------------------------------------------------------------------------------------
     def _sgd_step(self) -> None:
@@ -282,7 +239,8 @@ class PackTrainer:
             self._snapshot(0.0, torch.zeros(2, self.k, device=self.device), 0)
             if self.hooks:
                 self.hooks.on_snapshot_end(0.0)
-            self._embedded_cmd_epoch(0)
+            if self.embedded:
+                self.embedded.epoch_end(0, self._last_rows)
         size = self.info.image_size
         for epoch in range(start + 1, spec0.epochs + 1):
             if not self.active.any():
@@ -308,8 +266,8 @@ class PackTrainer:
                 self.active &= finite
                 torch.where(self.active, losses, 0.0).sum().backward()
                 self._sgd_step()
-                if self.frozen is not None and self.frozen.active:
-                    self.frozen.apply()
+                if self.embedded:
+                    self.embedded.after_step()
                 with torch.no_grad():
                     sums[0] += torch.where(finite, losses, torch.nan).double() * b
                     sums[1] += (out.argmax(-1) == y).sum(1).double()
@@ -321,7 +279,8 @@ class PackTrainer:
                     self._snapshot(marks[step], sums, seen)
                     if self.hooks:
                         self.hooks.on_snapshot_end(marks[step])
-            self._embedded_cmd_epoch(epoch)
+            if self.embedded:
+                self.embedded.epoch_end(epoch, self._last_rows)
             for i, m in enumerate(self.members):
                 if m.diverged_at is None:
                     m.epoch = epoch

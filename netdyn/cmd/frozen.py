@@ -1,13 +1,20 @@
-"""The device side of embedded CMD (:mod:`netdyn.cmd.embedded`): the frozen parameters of every member of a
-pack, set to a_i · r_m + b_i after each optimisation step, where r_m is the current value of their mode's
-reference parameter (itself trained). One gather of the references and one indexed write per parameter
-tensor; nothing when no parameter is frozen.
+"""The training side of embedded CMD (:mod:`netdyn.cmd.embedded` decides): :class:`EmbeddedPack` shows each
+embedded-CMD member of a pack its whole-epoch rows (replaying a resumed run's stored ones) and keeps the frozen
+parameters of every member in :class:`FrozenParameters`, which sets them to a_i · r_m + b_i after each
+optimisation step, r_m being the current value of their mode's reference parameter (itself trained). One
+gather of the references and one indexed write per parameter tensor; nothing when no parameter is frozen.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
+
+from .embedded import EmbeddedCMD
+
+log = logging.getLogger("netdyn.train")
 
 
 class FrozenParameters:
@@ -81,3 +88,56 @@ class FrozenParameters:
         r = torch.cat([self.params[t].view(-1)[idx] for t, idx in gathers])[inverse]
         for t, flat, a, b, slot in writes:
             self.params[t].view(-1)[flat] = a * r[slot] + b
+
+
+class EmbeddedPack:
+    """The embedded-CMD members of one pack (``members``: the trainer's MemberStates; each gets its own
+    :class:`EmbeddedCMD` as ``member.embedded``) and the pack's frozen parameters."""
+
+    def __init__(self, members, frozen: FrozenParameters):
+        self.members, self.frozen = members, frozen
+
+    @classmethod
+    def start(cls, members, params: list[torch.Tensor], names: list[str]) -> "EmbeddedPack | None":
+        """None when no member trains with embedded CMD. ``params``/``names``: the packed model's parameters.
+        A resumed member replays the whole-epoch rows its trajectory holds, so it continues with the state
+        an uninterrupted run has (its weights, from the checkpoint, already follow the frozen values)."""
+        if not any(m.spec.embedded_cmd for m in members):
+            return None
+        entries = {t["name"]: t for t in members[0].writer.manifest["tensors"]}
+        layers = sorted(((n, slice(entries[n]["offset"], entries[n]["offset"] + entries[n]["numel"])) for n in names
+                         if entries[n]["numel"]), key=lambda nl: nl[1].start)
+        pack = cls(members, FrozenParameters(params, [entries[n]["offset"] for n in names]))
+        for i, m in enumerate(members):
+            if not m.spec.embedded_cmd:
+                continue
+            m.embedded = EmbeddedCMD(m.spec.embedded_cmd, layers, m.writer.row_numel, m.spec.epochs, m.spec.run_id)
+            if m.checkpoint is not None:
+                rows, epochs = m.writer.stored_rows()
+                whole = np.flatnonzero(epochs == np.round(epochs))
+                for f in m.embedded.replay((rows[j] for j in whole), epochs[whole]):
+                    pack._freeze(i, f)
+        pack.frozen.apply()
+        return pack
+
+    def _freeze(self, i: int, f) -> None:
+        emb = self.members[i].embedded
+        self.frozen.add(i, emb.positions_to_columns(f.positions), f.a, f.b, emb.positions_to_columns(f.references))
+
+    def after_step(self) -> None:
+        if self.frozen.active:
+            self.frozen.apply()
+
+    def epoch_end(self, epoch: int, last_rows) -> None:
+        """Show each live embedded-CMD member its row of whole epoch ``epoch`` (``last_rows``: the trainer's
+        (epoch label, rows) of its latest snapshot, which ends every epoch); freeze what it decides."""
+        for i, m in enumerate(self.members):
+            if m.embedded is None or m.diverged_at is not None:
+                continue
+            assert last_rows is not None and last_rows[0] == epoch, "a snapshot ends every epoch"
+            f = m.embedded.observe(epoch, last_rows[1][i])
+            if f is not None:
+                self._freeze(i, f)
+                log.info("[%s] embedded CMD: %d more parameters frozen at epoch %d; %.1f%% still trained",
+                         m.spec.run_id, len(f.positions), epoch, 100 * m.embedded.trained_fraction)
+        self.frozen.apply()
