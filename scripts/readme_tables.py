@@ -28,7 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.throughput.project import cluster_projection  # noqa: E402
 from bench.throughput.report import device_peaks, evaluate_goals, finish_ratios, load_goals  # noqa: E402
+from scripts.readme_default_study import RENDER as DEFAULT_STUDY_RENDER  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 ARCH = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg11bn": "VGG-11-BN", "resnet8": "ResNet-8", "resnet20": "ResNet-20"}
@@ -206,6 +208,17 @@ def gpu_projection(src: Source) -> str:
             f"{m['device_name']} " + ("met." if p["meets_goal"] else "**not met**" + (
                 f" — the measured packs alone take more than {p['goal_hours']:g} h."
                 if measured_hours > p["goal_hours"] else "."))]
+    n = 8
+    block, pack = cluster_projection(p, n), cluster_projection(p, n, per="pack")
+    out += ["", f"On {n} such GPUs through `profiles/slurm` (`bench/throughput/project.py: cluster_projection`, "
+                "jobs longest first onto the GPU free soonest): with the workflow's jobs on cuda, one per block, "
+                f"{block['hours']:.1f} h — the critical path is the longest block, {block['critical_path_hours']:.1f} h; "
+                f"with one job per pack (`training.group_size` set to the pack size) {pack['hours']:.1f} h "
+                f"(longest pack {pack['critical_path_hours']:.1f} h)"
+            + (f". Both leave out the {block['jobs_not_timed']} blocks ({pack['jobs_not_timed']} packs) without a "
+               "time, so they are lower bounds" if block["lower_bound_only"] else "")
+            + f"; goal (issue 13) ≤ 1.5 h on {n} GPUs: " + ("met." if pack["hours"] <= 1.5 and not
+                                                              pack["lower_bound_only"] else "**not met**.")]
     return "\n".join(out)
 
 

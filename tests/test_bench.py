@@ -106,3 +106,24 @@ def test_study_loads_without_jsonschema(monkeypatch, repo_root):
     without, how = P.load_study(repo_root / "config" / "paper.yaml")
     assert how.startswith("schema defaults")
     assert without == with_schema
+
+
+def test_cluster_projection_schedules_jobs_longest_first_and_splits_blocks_into_packs():
+    """Block jobs 5, 4 and 3+3+3 (one block of three packs) on 2 GPUs, longest first: 9 | 5+4 = 9. One job per
+    pack instead: 5, 4, 3, 3, 3 -> 5+3 | 4+3+3 = 10 (the best is 9; LPT stays within its 4/3 bound)."""
+    from bench.throughput.project import cluster_projection
+
+    def block(*hours):
+        return {"packs": [{"k": 1, "source": "measured", "train_hours": h - 0.5, "eval_hours": 0.5} for h in hours]}
+
+    p = {"rows": [block(5), block(4), block(3, 3, 3)]}
+    by_block = cluster_projection(p, 2)
+    assert by_block["jobs"] == 3 and by_block["hours"] == pytest.approx(9)
+    assert by_block["critical_path_hours"] == pytest.approx(9)
+    by_pack = cluster_projection(p, 2, per="pack")
+    assert by_pack["jobs"] == 5 and by_pack["hours"] == pytest.approx(10) and by_pack["critical_path_hours"] == 5
+    assert by_pack["hours"] <= 4 / 3 * 9 and by_pack["gpu_hours"] == pytest.approx(18)
+    assert cluster_projection(p, 8, per="pack")["hours"] == pytest.approx(5)  # enough GPUs: the longest job
+    p["rows"].append({"packs": [{"k": 72, "source": "not measured"}]})
+    partial = cluster_projection(p, 2)
+    assert partial["jobs_not_timed"] == 1 and partial["lower_bound_only"] and partial["hours"] == pytest.approx(9)

@@ -178,3 +178,29 @@ def describe(p: dict) -> str:
             f"measured in full, {p['estimated_packs']} packs estimated; "
             f"{'complete' if p['complete'] else 'INCOMPLETE'})")
 
+
+
+def cluster_projection(p: dict, n_gpus: int, *, per: str = "block") -> dict:
+    """Wall time of the projected grid ``p`` (a :func:`project` summary) on ``n_gpus`` GPUs through the SLURM
+    profile, every job submitted at once and each job on one GPU. ``per="block"``: the workflow's jobs on cuda,
+    one per (arch, data set, width) block (``GROUP_SIZE_AUTO["cuda"]`` holds a whole block), its packs trained
+    one after another; ``per="pack"``: one job per pack (``training.group_size`` set to the pack size), so a
+    block's packs run side by side. Jobs go longest first to the GPU free soonest (LPT list scheduling, within
+    4/3 of the best possible); the longest job is the critical path no schedule can beat. Jobs with a pack not
+    measured or estimated are left out and counted: then the result is a lower bound."""
+    import heapq
+
+    jobs, unknown = [], 0
+    for r in p["rows"]:
+        packs = r["packs"]
+        if any("train_hours" not in k for k in packs):
+            unknown += 1 if per == "block" else sum("train_hours" not in k for k in packs)
+            packs = [k for k in packs if "train_hours" in k] if per == "pack" else []
+        hours = [k["train_hours"] + k["eval_hours"] for k in packs]
+        jobs += hours if per == "pack" else ([sum(hours)] if hours else [])
+    gpus = [0.0] * n_gpus
+    for h in sorted(jobs, reverse=True):
+        heapq.heapreplace(gpus, gpus[0] + h)
+    return {"n_gpus": n_gpus, "per": per, "jobs": len(jobs), "jobs_not_timed": unknown,
+            "hours": max(gpus), "critical_path_hours": max(jobs, default=0.0), "gpu_hours": sum(jobs),
+            "lower_bound_only": unknown > 0}

@@ -1,0 +1,92 @@
+"""README's blocks on what the default study shows for CMD and modularity, next to the papers' numbers, from
+the committed ``evidence/default_study/summary.json`` (made by scripts/default_study_summary.py). Registered in
+scripts/readme_tables.py, which checks that the JSON is committed and names the commit that wrote it.
+
+Words such as "gain" or "loss" are chosen here from the numbers, against one test image's worth of accuracy
+(1/450 on digits): a difference smaller than that is "no difference".
+"""
+
+from __future__ import annotations
+
+SOURCE = "evidence/default_study/summary.json"
+DIGITS_TEST_IMAGES = 450
+PAPER_CMD = "LeNet-5 on CIFAR-10: SGD 75.36% → online CMD 76.77% (+1.41 points); ResNet18 90.91% → 92.43%"
+PAPER_MODULARITY = ("Q rises from about 0.1–0.2 in the first layers to about 0.8 in the last on CIFAR-10; "
+                    "VGG-11 shows no plateau")
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _verdict(diff: float) -> str:
+    if abs(diff) < 1 / DIGITS_TEST_IMAGES:
+        return "no difference"
+    return f"a gain of {100 * diff:.1f} points" if diff > 0 else f"a loss of {100 * -diff:.1f} points"
+
+
+def _origin(src) -> str:
+    return (f"Default study (`config/config.yaml`) run at commit {src.get('commit')[:7]}"
+            f"{' with uncommitted changes' if src.get('uncommitted_changes') else ''} on {src.get('machine')}; "
+            f"{src.provenance()}.")
+
+
+def default_cmd(src) -> str:
+    deep, cheap = src.get("cmd", "deep"), src.get("cmd", "cheap_rel_error")
+    out = [_origin(src), "",
+           "| run | M | rel. error, last snapshot | SGD | post-hoc CMD | online CMD | embedded CMD | share trained in "
+           "the last epoch (embedded) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in deep:
+        out.append(f"| {r['run_id']} | {r['n_modes']} | {r['rel_error_final']:.3f} | {_pct(r['acc_sgd'])} | "
+                   f"{_pct(r['acc_cmd'])} | {_pct(r['acc_online_cmd'])} | {_pct(r['acc_embedded_cmd'])} | "
+                   f"{_pct(r['trained_fraction_final'])}% |")
+    out += ["", f"Test accuracy (%) at the last epoch. The paper: {PAPER_CMD}. Here, online CMD against SGD:"]
+    for run in dict.fromkeys(r["run_id"] for r in deep):
+        rows = [r for r in deep if r["run_id"] == run]
+        online = "; ".join(f"M={r['n_modes']}: {_verdict(r['acc_online_cmd'] - r['acc_sgd'])}" for r in rows)
+        emb = rows[0]["acc_embedded_cmd"]
+        line = f"* {run}: {online}."
+        if emb is not None:
+            line += (f" Embedded CMD (its own training run): {_verdict(emb - rows[0]['acc_sgd'])} while training "
+                     f"{_pct(rows[0]['trained_fraction_final'])}% of the parameters in the last epoch.")
+        out.append(line)
+    out += ["", "Relative reconstruction error ‖w − ŵ‖ / ‖w‖ at the last snapshot, every run (the cheap pass):", "",
+            "| architecture | M | runs | median | 90th percentile |", "|---|---:|---:|---:|---:|"]
+    for r in cheap:
+        out.append(f"| {r['arch_label']} | {r['n_modes']} | {r['n_runs']} | {r['median']:.3f} | {r['q90']:.3f} |")
+    return "\n".join(out)
+
+
+def default_modularity(src) -> str:
+    m = src.get("modularity")
+    plateaus = {p["arch_label"]: p for p in m["plateaus"]}
+    out = [_origin(src), "",
+           f"Final snapshot, runs that learned (final accuracy ≥ {m['learned_fraction']:g} × the best of their "
+           "architecture):", "",
+           "| architecture | runs | layers | Q, first layer (median) | Q, last layer (median) | highest Q (median) "
+           "| runs whose last layer beats the first | plateau candidates |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in m["layers"]:
+        cand = plateaus.get(r["arch_label"], {}).get("candidate_layers")
+        out.append(f"| {r['arch_label']} | {r['n_runs']} | {r['n_layers']} | {r['q_first_median']:.2f} | "
+                   f"{r['q_last_median']:.2f} | {r['q_max_median']:.2f} | {r['rises_runs']} of {r['n_runs']} | "
+                   f"{cand if isinstance(cand, str) and cand else 'none'} |")
+    out += ["", f"The paper: {PAPER_MODULARITY}."]
+    pruning = src.get("pruning")
+    if pruning:
+        out += ["", "Pruning check (retrained without the plateau layers, and a control without as many other "
+                    "layers; test accuracy difference to the original, mean over seeds with its interval):", "",
+                "| architecture | comparison | seeds | dropped layers | mean difference (points) | interval | "
+                "parameters (original → variant) | note |", "|---|---|---:|---|---:|---|---|---|"]
+        for r in pruning["summary"]:
+            mean = "–" if r.get("mean_diff") is None else f"{100 * r['mean_diff']:+.1f}"
+            ci = ("–" if r.get("ci_low") is None else
+                  f"{100 * r['ci_low']:+.1f} … {100 * r['ci_high']:+.1f} ({r['confidence']:.0%})")
+            params = ("–" if r.get("n_params_variant") is None else
+                      f"{r['n_params_original']:,} → {r['n_params_variant']:,}")
+            out.append(f"| {r['arch_label']} | {r['comparison']} | {r.get('n_seeds') or 0} | "
+                       f"{r.get('dropped_layers') or '–'} | {mean} | {ci} | {params} | {r.get('note') or ''} |")
+    return "\n".join(out)
+
+
+RENDER = {"default_cmd": (default_cmd, SOURCE), "default_modularity": (default_modularity, SOURCE)}
