@@ -26,7 +26,9 @@ TINY = {
                  "subepoch_epochs": 1, "group_size": 4},
     "predict": {"train_widths": [1], "windows": [1, 2], "folds": 3, "bootstrap": 50,
                 "tune": {"max_depth": [2, 3]}, "xgboost": {"n_estimators": 50, "max_depth": 2}},
-    "cmd": {"deep": ["lenet-*-w1-lr0.1-do0-wd0-s0"], "deep_n_modes": [1, 2]},  # a pattern: any data set
+    # a pattern: any data set; the deep run's embedded-CMD twin trains too (3 epochs: its warm-up and one more,
+    # so nothing is frozen here -- the freezing itself: tests/cmd/test_embedded.py)
+    "cmd": {"deep": ["lenet-*-w1-lr0.1-do0-wd0-s0"], "deep_n_modes": [1, 2], "embedded": {"enabled": True}},
 }
 
 
@@ -48,6 +50,11 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
         return {}
     return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)\s*$", out[out.index("Job stats"):], flags=re.M)
             if k != "total"}
+
+
+def grid_run_dirs(workdir: Path) -> list[Path]:
+    """The grid's run directories, sorted (not the embedded-CMD twin, a variant run)."""
+    return sorted(d for d in (results(workdir) / "runs").iterdir() if not d.name.endswith("-ecmd"))
 
 
 def trajectory_times(workdir: Path) -> dict[str, int]:
@@ -121,7 +128,7 @@ def test_lost_group_output_retrains_nothing(study):
 def test_a_lost_run_is_retrained_alone(study, lose):
     """Snakemake sees runs: a deleted run (or its result.json) is found by a plain rerun, which retrains
     that run only, to the same bytes, and keeps its group's other runs."""
-    run_dir = sorted((results(study) / "runs").iterdir())[3]
+    run_dir = grid_run_dirs(study)[3]
     data = (run_dir / "trajectory.bin").read_bytes()
     before = trajectory_times(study)
     shutil.rmtree(run_dir) if lose == "run directory" else (run_dir / "result.json").unlink()
@@ -258,7 +265,7 @@ def test_modularity_stage_leaves_tables_and_figures(study):
 def test_a_lost_run_reruns_only_its_groups_modularity_job(study):
     """A deleted result.json: the dry run plans its group's training and modularity jobs (one each), not
     the other groups'. The file is put back as it was (bytes and mtime), so the study stays complete."""
-    result = sorted((results(study) / "runs").iterdir())[5] / "result.json"
+    result = grid_run_dirs(study)[5] / "result.json"
     data, stat = result.read_bytes(), result.stat()
     result.unlink()
     try:
@@ -310,6 +317,49 @@ def test_cmd_stage_leaves_tables_and_figures(study):
     for stem in ("cmd_references", "cmd_correlation", "cmd_accuracy", "cmd_mode_layers"):
         assert (res / "cmd/figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
         assert (res / "cmd/figures" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-", stem
+
+
+
+def test_cmd_deep_joins_the_embedded_twin_which_stays_out_of_grid_tables(study):
+    """The deep run's twin (run id + -ecmd) is trained in a variants job of its own, reports its trained share,
+    and enters cmd_deep's table (its accuracy at every snapshot) but not runs.csv or any grid-wide table."""
+    res = results(study)
+    twin = res / "runs" / f"{CMD_DEEP_RUN}-ecmd"
+    report = json.loads((twin / "result.json").read_text())["embedded_cmd"]
+    assert [r["epoch"] for r in report["epochs"]] == [0, 1, 2, 3]
+    assert twin.name not in set(pd.read_csv(res / "tables/runs.csv").run_id)
+    assert twin.name not in set(pd.read_csv(res / "tables/graph_signatures.csv").run_id)
+    assert list((res / "train").glob("variants-*.json"))
+    curves = pd.read_csv(twin / "curves.csv", float_precision="round_trip")
+    epochs = pd.read_csv(res / "cmd/deep" / f"{CMD_DEEP_RUN}.epochs.csv", float_precision="round_trip")
+    for _, per_m in epochs.groupby("n_modes"):
+        assert per_m.acc_embedded_cmd.tolist() == curves.test_acc.tolist()
+        assert (per_m.trained_fraction == 1.0).all()  # nothing frozen in 3 epochs with a 2-epoch warm-up
+    deep = pd.read_csv(res / "tables/cmd.csv").query("analysis == 'deep'")
+    assert deep.acc_embedded_cmd.to_numpy() == pytest.approx(curves.test_acc.iloc[-1], abs=1e-12)
+
+
+@pytest.mark.parametrize("which", ["deep run", "other run"])
+def test_a_lost_run_reruns_only_its_groups_cmd_job(study, which):
+    """A deleted result.json: the dry run plans its group's cmd_group job only (and cmd_deep only where the
+    run is the deep one). The file is put back as it was (bytes and mtime)."""
+    import os
+
+    runs = grid_run_dirs(study)
+    run_dir = next(d for d in runs if (d.name == CMD_DEEP_RUN) == (which == "deep run"))
+    result = run_dir / "result.json"
+    data, stat = result.read_bytes(), result.stat()
+    result.unlink()
+    try:
+        jobs = planned_jobs(snakemake(study, "-n"))
+    finally:
+        result.write_bytes(data)
+        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert jobs["cmd_group"] == 1 and jobs["collect_cmd"] == 1, jobs
+    assert jobs.get("cmd_deep", 0) == (1 if which == "deep run" else 0), jobs
+    assert len(list((results(study) / "cmd/groups").glob("*.snapshots.csv"))) > 1  # other groups stay
+    assert planned_jobs(snakemake(study, "-n")) == {}
+
 
 # --------------------------------------------------------------------------------------------------------
 # every figure from `snakemake figures`, and the report (snakemake --report, checked in headless Chromium by

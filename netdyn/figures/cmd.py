@@ -63,7 +63,8 @@ def plot_example(run_dir: str | Path, n_modes: int, references_out: str | Path, 
 
 def plot_accuracy(epochs: pd.DataFrame, out: str | Path, *, n_modes: int | None = None, max_runs: int = 6) -> None:
     """Test accuracy over epochs of the deeply analysed runs: SGD weights, post-hoc and online CMD weights
-    (with ``n_modes`` modes; the largest analysed by default)."""
+    (with ``n_modes`` modes; the largest analysed by default) and, where cmd.embedded trained one, the run's
+    embedded-CMD twin with the share of its parameters still trained (shaded, right axis)."""
     runs = sorted(epochs["run_id"].unique())[:max_runs] if len(epochs) else []
     cols = max(1, min(len(runs), 3))
     rows = max(1, int(np.ceil(len(runs) / cols)))
@@ -77,6 +78,12 @@ def plot_accuracy(epochs: pd.DataFrame, out: str | Path, *, n_modes: int | None 
         ax.plot(sub.epoch, sub.acc_sgd, "k-", marker=".", label="SGD")
         ax.plot(sub.epoch, sub.acc_cmd, "C0--", marker=".", label=f"post-hoc CMD, M={m}")
         ax.plot(sub.epoch, sub.acc_online_cmd, "C1:", marker=".", label=f"online CMD, M={m}")
+        if "acc_embedded_cmd" in sub and sub.acc_embedded_cmd.notna().any():  # the run's embedded-CMD twin
+            ax.plot(sub.epoch, sub.acc_embedded_cmd, "C2-.", marker=".", label="embedded CMD (own run)")
+            share = ax.twinx()
+            share.fill_between(sub.epoch, sub.trained_fraction, step="pre", color="C2", alpha=0.12, lw=0)
+            share.set_ylim(0, 1.05)
+            share.set_ylabel("share trained (embedded)", fontsize=8, color="C2")
         ax.set_title(run, fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
