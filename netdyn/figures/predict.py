@@ -211,3 +211,65 @@ def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, featu
             ax.set_title(f"{arch} on {dataset}: {title}", fontsize=9)
     fig.suptitle(f"feature importance: {feature_set}, window E={window} (within-width CV folds)", fontsize=10)
     _save(fig, out)
+
+
+BASELINES = ("early_acc_nofit", "early_acc", "curve_extrap")  # drawn in black / grey, larger markers
+
+
+def plot_tau_summary(metrics: pd.DataFrame, out: str | Path, *, feature_sets=None, metric: str = "kendall_tau",
+                     subset: str = "all") -> None:
+    """The evidence at a glance: rows = architecture x data set, columns = within width / transfer; per
+    early window E, one offset dot with its bootstrap interval per feature set (pooled over test widths).
+    The trivial baselines are emphasised (black and grey, larger markers); one legend for the figure."""
+    sel = metrics[(metrics["subset"] == subset) & metrics["test_width"].isna()] if len(metrics) else metrics
+    sets = list(feature_sets or _feature_sets(sel))
+    sets = [fs for fs in sets if fs in set(sel["feature_set"])] if len(sel) else sets
+    panels = _panels(sel) or [("", "")]
+    splits = [SPLIT_WITHIN, SPLIT_TRANSFER]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(9.0, 2.3 * len(panels) + 0.9), squeeze=False,
+                             sharex=True, sharey=True)
+    palette = iter(plt.get_cmap("tab10")(i) for i in range(10))
+    style = {}
+    for fs in sets:
+        if fs == "early_acc_nofit":
+            style[fs] = {"color": "black", "marker": "s", "ms": 5.5, "lw": 1.6}
+        elif fs == "early_acc":
+            style[fs] = {"color": "0.45", "marker": "s", "ms": 4.5, "lw": 1.2}
+        elif fs == "curve_extrap":
+            style[fs] = {"color": "0.3", "marker": "D", "ms": 4.0, "lw": 1.2}
+        else:
+            style[fs] = {"color": next(palette), "marker": "o", "ms": 3.5, "lw": 0.9}
+    offsets = dict(zip(sets, np.linspace(-0.36, 0.36, max(len(sets), 1))))
+    handles = {}
+    for r, (arch, dataset) in enumerate(panels):
+        for c, split in enumerate(splits):
+            ax = axes[r, c]
+            s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset) & (sel["split"] == split)] if len(sel) else sel
+            if s.empty:
+                _empty(ax, "no data")
+                continue
+            for fs in sets:
+                f = s[s["feature_set"] == fs].sort_values("window")
+                if f.empty:
+                    continue
+                st = style[fs]
+                yerr = [(f[metric] - f[f"{metric}_lo"]).clip(lower=0), (f[f"{metric}_hi"] - f[metric]).clip(lower=0)]
+                h = ax.errorbar(f["window"] + offsets[fs], f[metric], yerr=yerr, fmt=st["marker"], ms=st["ms"],
+                                color=st["color"], elinewidth=st["lw"], capsize=0, label=fs)
+                handles.setdefault(fs, h)
+            base = s[s["feature_set"] == "early_acc_nofit"].sort_values("window")
+            for _, b in base.iterrows():  # the no-fit baseline's value as a line across its window
+                ax.hlines(b[metric], b["window"] - 0.45, b["window"] + 0.45, color="black", lw=0.8, ls="--")
+            ax.axhline(0, color="0.7", lw=0.6)
+            ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES[split]}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("Kendall τ" if metric == "kendall_tau" else metric)
+            if r == len(panels) - 1:
+                ax.set_xlabel("early window E (epochs seen)")
+            ax.set_xticks(sorted(s["window"].unique()))
+    fig.legend([handles[k] for k in sets if k in handles], [k for k in sets if k in handles], loc="lower center",
+               ncol=min(len(handles), 5), fontsize=MIN_FONT, frameon=False)
+    fig.suptitle("Final-accuracy ranking from the first E epochs: point and 95% bootstrap interval "
+                 "(dashed: early accuracy itself, no fit)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(sets) > 5), 1, 0.97))
+    save_figure(fig, out)

@@ -2,8 +2,10 @@
 
 * :func:`paired_differences` - for two feature sets evaluated on the *same* test runs, the difference in
   Kendall tau and R2 with a paired percentile bootstrap interval: each resample draws test runs with
-  replacement and recomputes both sets' metrics on those runs (scipy.stats.kendalltau,
-  sklearn.metrics.r2_score), so the interval is that of the difference, not two overlapping intervals.
+  replacement and recomputes both sets' metrics on those runs, so the interval is that of the difference,
+  not two overlapping intervals. Point values are scipy.stats.kendalltau and sklearn.metrics.r2_score; the
+  resamples are computed at once from draw counts (netdyn.predict.metrics.resampled_metrics), equal to
+  scipy/sklearn on each explicitly resampled sample (tests/predict/test_leakage.py).
 * :func:`classification_metrics` - the temporal-graph paper's framing: is a run good (final accuracy above
   the median of the runs evaluated) or bad? A run is called good when its prediction is in the upper half
   of the predictions (no threshold is fitted; the labels are balanced by construction, so chance accuracy
@@ -22,7 +24,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
-from .metrics import LEVEL, percentile_interval
+from .metrics import LEVEL, percentile_interval, resampled_metrics
 
 KEYS = ["arch", "dataset", "split", "window"]
 PAIRED_COLUMNS = KEYS + ["a", "b", "n_test", "tau_a", "tau_b", "d_tau", "d_tau_lo", "d_tau_hi", "p_tau_gt0",
@@ -46,18 +48,37 @@ def resample_indices(n: int, bootstrap: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
 
 
+def resample_counts(n: int, bootstrap: int, seed: int) -> np.ndarray:
+    """How often each resample of :func:`resample_indices` draws each row, shape (bootstrap, n)."""
+    draw = resample_indices(n, bootstrap, seed)
+    return np.bincount((draw + n * np.arange(bootstrap)[:, None]).ravel(),
+                       minlength=bootstrap * n).reshape(bootstrap, n)
+
+
+def weighted_auc(good: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC of each resample given by draw counts: the Mann-Whitney statistic over (good, bad) pairs,
+    ties counting one half - roc_auc_score on the expanded sample; NaN where a resample has one class."""
+    s = np.asarray(score, float)
+    m = (s[:, None] > s[None, :]) + 0.5 * (s[:, None] == s[None, :])
+    w = np.asarray(counts, float)
+    wp, wn = w * good, w * ~good
+    npos, nneg = wp.sum(1), wn.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((wp @ m) * wn).sum(1) / (npos * nneg)
+    auc[(npos == 0) | (nneg == 0)] = np.nan
+    return auc
+
+
 def paired_difference(y, pa, pb, *, bootstrap: int = 1000, seed: int = 0, level: float = LEVEL) -> dict:
     """tau(a) - tau(b) and R2(a) - R2(b) on the same runs, with paired bootstrap intervals."""
     y, pa, pb = (np.asarray(v, float) for v in (y, pa, pb))
     out = {"n_test": len(y), "tau_a": _tau(y, pa), "tau_b": _tau(y, pb), "r2_a": _r2(y, pa), "r2_b": _r2(y, pb)}
     out["d_tau"], out["d_r2"] = out["tau_a"] - out["tau_b"], out["r2_a"] - out["r2_b"]
-    dt, dr = [], []
+    dt = dr = np.array([])
     if bootstrap > 0 and len(y) >= 2:
-        for idx in resample_indices(len(y), bootstrap, seed):
-            ys = y[idx]
-            dt.append(_tau(ys, pa[idx]) - _tau(ys, pb[idx]))
-            dr.append(_r2(ys, pa[idx]) - _r2(ys, pb[idx]))
-    dt, dr = np.asarray(dt, float), np.asarray(dr, float)
+        counts = resample_counts(len(y), bootstrap, seed)
+        ra, rb = resampled_metrics(y, pa, counts), resampled_metrics(y, pb, counts)
+        dt, dr = ra["kendall_tau"] - rb["kendall_tau"], ra["r2"] - rb["r2"]
     out["d_tau_lo"], out["d_tau_hi"] = percentile_interval(dt, level)
     out["d_r2_lo"], out["d_r2_hi"] = percentile_interval(dr, level)
     ok = np.isfinite(dt)
@@ -118,14 +139,13 @@ def classification(y_true, y_pred, *, bootstrap: int = 1000, seed: int = 0, leve
     out = {"n_test": len(y), "n_good": int(good.sum()), "median_final": med,
            "accuracy": float(accuracy_score(good, call)) if len(y) else np.nan,
            "roc_auc": float(roc_auc_score(good, p)) if 0 < good.sum() < len(y) else np.nan}
-    acc, auc = [], []
+    acc = auc = np.array([])
     if bootstrap > 0 and len(y) >= 2:
-        for idx in resample_indices(len(y), bootstrap, seed):
-            g = good[idx]
-            acc.append(accuracy_score(g, call[idx]))
-            auc.append(roc_auc_score(g, p[idx]) if 0 < g.sum() < len(g) else np.nan)
-    out["accuracy_lo"], out["accuracy_hi"] = percentile_interval(np.asarray(acc, float), level)
-    out["roc_auc_lo"], out["roc_auc_hi"] = percentile_interval(np.asarray(auc, float), level)
+        counts = resample_counts(len(y), bootstrap, seed)
+        acc = counts @ (good == call).astype(float) / len(y)
+        auc = weighted_auc(good, p, counts)
+    out["accuracy_lo"], out["accuracy_hi"] = percentile_interval(acc, level)
+    out["roc_auc_lo"], out["roc_auc_hi"] = percentile_interval(auc, level)
     out["level"], out["bootstrap"] = level, bootstrap
     return out
 
