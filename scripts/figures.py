@@ -28,8 +28,9 @@ predict.plot_feature_importance(tables["importances"], out.importance, feature_s
 if "modularity" in tables:
     from netdyn.figures import modularity
 
-    modularity.plot_q_by_layer(tables["modularity"], runs, out.modularity_by_layer)
-    modularity.plot_q_over_epochs(tables["modularity"], runs, out.modularity_over_epochs)
+    fraction = view["learned_fraction"]
+    modularity.plot_q_by_layer(tables["modularity"], runs, out.modularity_by_layer, fraction=fraction)
+    modularity.plot_q_over_epochs(tables["modularity"], runs, out.modularity_over_epochs, fraction=fraction)
 
 if "cmd_epochs" in tables:
     from netdyn.figures import cmd

@@ -12,14 +12,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..modularity.stage import final_curves, learned_runs
+from ..modularity.stage import LEARNED_FRACTION, final_curves, learned_runs
 
 from . import save_figure
 
 
-def _complete(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the runs that trained (``learned_runs``: the plateau table's runs)."""
-    return table.merge(learned_runs(runs)[["run_id", "arch_label", "dataset"]], on="run_id")
+def _complete(table: pd.DataFrame, runs: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """The rows of the runs that trained (``learned_runs`` at ``fraction``: the plateau table's runs)."""
+    return table.merge(learned_runs(runs, fraction)[["run_id", "arch_label", "dataset"]], on="run_id")
 
 
 def _band(ax, x, mean, std, label=None) -> None:
@@ -33,9 +33,11 @@ def _panels(keys):
     return fig, axes[0]
 
 
-def plot_q_by_layer(table: pd.DataFrame, runs: pd.DataFrame, out: str | Path) -> None:
-    """One panel per architecture × data set: final-snapshot Q per layer, mean ± std over runs."""
-    df = _complete(final_curves(table), runs)
+def plot_q_by_layer(table: pd.DataFrame, runs: pd.DataFrame, out: str | Path, *,
+                    fraction: float = LEARNED_FRACTION) -> None:
+    """One panel per architecture × data set: final-snapshot Q per layer, mean ± std over the runs that
+    trained (``modularity.learned_fraction`` = ``fraction``)."""
+    df = _complete(final_curves(table), runs, fraction)
     keys = sorted(df.groupby(["arch_label", "dataset"]).groups)
     fig, axes = _panels(keys)
     for ax, (arch, dataset) in zip(axes, keys):
@@ -53,10 +55,11 @@ def chosen_layers(layer_indices) -> list[int]:
     return sorted({idx[0], idx[len(idx) // 2], idx[-1]})
 
 
-def plot_q_over_epochs(table: pd.DataFrame, runs: pd.DataFrame, out: str | Path) -> None:
+def plot_q_over_epochs(table: pd.DataFrame, runs: pd.DataFrame, out: str | Path, *,
+                       fraction: float = LEARNED_FRACTION) -> None:
     """One panel per architecture × data set: Q over snapshot epochs for ``chosen_layers``, mean ± std over
-    the runs that have that snapshot."""
-    df = _complete(table, runs)
+    the runs that trained (at ``fraction``) and have that snapshot."""
+    df = _complete(table, runs, fraction)
     keys = sorted(df.groupby(["arch_label", "dataset"]).groups)
     fig, axes = _panels(keys)
     for ax, (arch, dataset) in zip(axes, keys):

@@ -36,6 +36,8 @@ FIGURE_INPUTS = {
 }
 if config["modularity"]["enabled"]:
     FIGURE_INPUTS["modularity"] = f"{RESULTS}/tables/modularity.csv"
+    # the runs the modularity figures average: those plateau detection reads (tables/modularity_plateaus.csv)
+    FIGURE_VIEW["learned_fraction"] = config["modularity"]["learned_fraction"]
     FIGURE_OUTPUTS.update({
         "modularity_by_layer": (f"{RESULTS}/modularity/figures/modularity_by_layer.png", "modularity_by_layer.rst",
                                 "Modularity"),
