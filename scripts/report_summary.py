@@ -1,9 +1,9 @@
 """Snakemake entry point of rule `report_summary`: one HTML page with the headline table of every stage (the
-study's config, training runs, graph stage, prediction metrics, CMD, modularity), read from the stages'
-tables, for the Summary category of `snakemake --report`. Presentation only: every number is a CSV cell of
-results/<study>/tables/ or an aggregate of them, named in the page.
+study's config, training runs, graph stage, prediction metrics, CMD, modularity, pruning check), read from
+the stages' tables, for the Summary category of `snakemake --report`. Presentation only: every number is a
+CSV cell of results/<study>/tables/ or an aggregate of them, named in the page.
 
-Also importable (tests): ``summary_html(tables, study)`` renders the page from a dict of DataFrames.
+Also importable (tests): ``summary_html(tables, config, windows)`` renders the page from a dict of DataFrames.
 """
 
 import html
@@ -51,6 +51,9 @@ def config_table(config: dict, windows: list) -> pd.DataFrame:
             ("feature sets", _values(pr["feature_sets"])), ("train widths (transfer)", _values(pr["train_widths"]))]
     for stage in ("modularity", "cmd"):
         rows.append((f"{stage} stage", "on" if config.get(stage, {}).get("enabled") else "off"))
+    pruning = config.get("modularity", {}).get("pruning", {})
+    if config.get("modularity", {}).get("enabled") and pruning.get("enabled"):
+        rows.append(("pruning check", f"{_values(pruning['architectures'])} (seeds {_values(pruning['seeds'])})"))
     return pd.DataFrame(rows, columns=["setting", "value"]).astype(str)
 
 
@@ -168,6 +171,12 @@ def summary_html(tables: dict[str, pd.DataFrame], config: dict, windows: list) -
             "(<code>tables/modularity.csv</code>).",
             _table(tables["plateaus"], "plateau-table") + "\n"
             + _table(modularity_table(tables["modularity"], runs), "modularity-table")))
+    if "pruning" in tables:
+        parts.append(_section(
+            "Pruning check", "pruning", "Per architecture, data set and comparison (pruned − original, control − "
+            "original): mean paired difference in final test accuracy over seeds with its t interval "
+            "(<code>tables/pruning_summary.csv</code>); <code>note</code> says why a job trained nothing.",
+            _table(tables["pruning"], "pruning-table")))
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -197,4 +197,12 @@ def test_summary_page_tables():
     assert read["transfer-table"].iloc[0]["Kendall τ, width 2"] == "0.50 [0.25, 0.75]"
     settings = dict(read["config-table"].values)
     assert settings["study"] == "unit" and settings["prediction windows E (epochs)"] == "1, 2"
-    assert 'id="cmd"' not in page and 'id="modularity"' not in page
+    assert 'id="cmd"' not in page and 'id="modularity"' not in page and 'id="pruning"' not in page
+
+
+def test_summary_page_has_the_pruning_check_when_it_ran():
+    pruning = pd.DataFrame({"arch_label": ["vgg11bn"], "dataset": ["digits"], "comparison": ["pruned"],
+                            "n_seeds": [3], "mean_diff": [-0.012], "ci_low": [-0.05], "ci_high": [0.026]})
+    page = report_summary.summary_html({**_tables(), "pruning": pruning}, CONFIG, [1, 2])
+    row = read_tables(page)["pruning-table"].iloc[0]
+    assert row["comparison"] == "pruned" and row["mean_diff"] == "-0.012" and row["n_seeds"] == "3"

@@ -1,5 +1,5 @@
 # The report's summary page: the headline table of every stage (config, training runs, graph stage,
-# prediction metrics, CMD, modularity plateaus) as one HTML page, the "Summary" category of
+# prediction metrics, CMD, modularity plateaus, pruning check) as one HTML page, the "Summary" category of
 # `snakemake --report report.html`. Drawn from the stages' tables only, like the figures.
 
 SUMMARY_INPUTS = {
@@ -10,6 +10,7 @@ SUMMARY_INPUTS = {
     **({"cmd": f"{RESULTS}/tables/cmd.csv"} if config["cmd"]["enabled"] else {}),
     **({"modularity": f"{RESULTS}/tables/modularity.csv", "plateaus": f"{RESULTS}/tables/modularity_plateaus.csv"}
        if config["modularity"]["enabled"] else {}),
+    **({"pruning": f"{RESULTS}/tables/pruning_summary.csv"} if PRUNING_ON else {}),  # PRUNING_ON: pruning.smk
 }
 
 
