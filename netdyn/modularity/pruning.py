@@ -8,7 +8,8 @@ after the modularity stage has written ``tables/modularity_plateaus.csv``. The r
 1. **Setting.** Among the grid's runs of that architecture × data set at ``modularity.pruning.width`` (null:
    the smallest grid width), the hyperparameter setting (learning rate, dropout, weight decay) with the best
    mean final test accuracy over its complete runs (``tables/runs.csv``; ties: the first in grid order).
-2. **Pruned.** The plateau table's candidate layers (read-out names of the full network) that the model
+2. **Pruned.** The plateau table's candidate layers (read-out names of the full network; the table's rule
+   runs on the mean curve of the architecture × data set's runs that trained, over all widths) that the model
    builder can drop (:func:`droppable_layers`: VGG convs; ResNet blocks with an identity shortcut), as
    ``build_model(drop=...)`` indices. Candidates it cannot drop (linear layers, the ResNet stem, blocks that
    change the shape) stay and are named in the job's ``note``.
