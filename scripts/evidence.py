@@ -13,7 +13,8 @@ where the run recorded its wall time) and writes to the evidence folder:
   (netdyn.predict.compare.paired_differences), ``classification.csv`` - good vs bad (accuracy, ROC AUC);
 * ``tau_summary.{png,pdf}``, ``r2_summary.{png,pdf}`` - per architecture, each feature set's value and interval
   at every window, within width and transfer;
-* ``provenance.json`` - config, commit, machine, wall time; ``summary.json`` - what README's blocks print.
+* ``provenance.json`` - config, commit, machine, wall time; ``summary.json`` - what README's blocks print
+  (with ``stability.json`` from scripts/evidence_stability.py where it was run, and the screening check).
 
 After the files are written, README's generated blocks are rewritten through scripts/readme_tables.py when the
 evidence files are committed and unchanged (readme_tables reads committed JSON only): regenerate, commit the
@@ -79,10 +80,16 @@ def build(study: str, config: Path, out: Path) -> dict:
 
     tables = REPO / "results" / study / "tables"
     run_time = REPO / "results" / study / "run_time.json"
-    return write_evidence(pd.read_csv(tables / "runs.csv"), pd.read_csv(tables / "predictions.csv"),
-                          pd.read_csv(tables / "prediction_metrics.csv"), yaml.safe_load(config.read_text()), out,
-                          study=study, config_file=os.path.relpath(config, REPO),
-                          run_time=json.loads(run_time.read_text()) if run_time.exists() else None)
+    summary = write_evidence(pd.read_csv(tables / "runs.csv"), pd.read_csv(tables / "predictions.csv"),
+                             pd.read_csv(tables / "prediction_metrics.csv"), yaml.safe_load(config.read_text()), out,
+                             study=study, config_file=os.path.relpath(config, REPO),
+                             run_time=json.loads(run_time.read_text()) if run_time.exists() else None)
+    if (tables / "graph_signatures.csv").exists():
+        summary["screening"] = screening_check(study, TABLE_WINDOW)
+    if (out / "stability.json").exists():  # scripts/evidence_stability.py
+        summary["stability"] = json.loads((out / "stability.json").read_text())
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
 
 
 def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, config_file: str,
@@ -149,6 +156,53 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
                "uncommitted_under_netdyn": prov["uncommitted_under_netdyn"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def screening_check(study: str, window: int, max_features: int = 64) -> list[dict]:
+    """Why screening keeps each family: on the graph+curve features of every architecture's transfer fit
+    (its width-1 runs) at one window, how many columns of each family the plain |Spearman| screen and the
+    per-family screen keep, and the time of one fit on all columns vs on the screened ones."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))
+    from netdyn.graphs import temporal_summary
+    from netdyn.predict import Fitter, build_features, prepare_runs, screen_features
+
+    res = REPO / "results" / study
+    runs = prepare_runs(pd.read_csv(res / "tables" / "runs.csv"))
+    sig = pd.read_csv(res / "tables" / "graph_signatures.csv")
+    epochs = sorted(sig["epoch"].unique())
+    graphs = {window: temporal_summary(sig, window=window, epochs=[x for x in epochs if x <= window])}
+    feats = build_features("graph+curve", runs, window=window, runs_dir=res / "runs", tables={"graph": graphs})
+    out = []
+    for arch, idx in runs.groupby("arch_label", sort=True).indices.items():
+        sub = runs.iloc[idx]
+        rows = sub["width"].to_numpy() == min(sub["width"])
+        X = feats.iloc[idx].to_numpy(float)[rows]
+        fam = np.array([feats.attrs["source"][c] for c in feats.columns])
+        present = np.isfinite(X).any(0)
+        lo, hi = np.nanmin(np.where(present, X, 0), 0), np.nanmax(np.where(present, X, 0), 0)
+        keep = np.flatnonzero(present & (hi > lo))
+        X, fam = X[:, keep], fam[keep]
+        y = sub["final_test_acc"].to_numpy(float)[rows]
+        plain, fair = screen_features(X, y, max_features), screen_features(X, y, max_features, fam)
+        times = {}
+        for name, cols in (("all", np.arange(X.shape[1])), ("screened", fair)):
+            f = Fitter(X[:, cols], y, {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05}, seed=0)
+            t0 = time.perf_counter()
+            for _ in range(3):
+                f.cache.clear()
+                f.fit(np.ones(len(y), dtype=bool), {})
+            times[name] = (time.perf_counter() - t0) / 3
+        out.append({"arch": arch, "window": window, "rows": int(rows.sum()), "columns": int(X.shape[1]),
+                    **{f"{k}_columns": int((fam == k).sum()) for k in ("graph", "curve")},
+                    **{f"plain_keeps_{k}": int((fam[plain] == k).sum()) for k in ("graph", "curve")},
+                    **{f"family_keeps_{k}": int((fam[fair] == k).sum()) for k in ("graph", "curve")},
+                    "fit_s_all_columns": round(times["all"], 4), "fit_s_screened": round(times["screened"], 4)})
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- README blocks
@@ -345,6 +399,31 @@ def render_findings(src) -> str:
                        f"{sum(d['d_tau_lo'] is not None and d['d_tau_lo'] > 0 for d in cells)}, worse in "
                        f"{sum(d['d_tau_hi'] is not None and d['d_tau_hi'] < 0 for d in cells)}, not distinguishable "
                        f"in the rest.")
+    sc = s.get("screening")
+    if sc:
+        out.append("* Screening (the model sees at most 64 columns, screened by |Spearman ρ| on the fit's own rows): "
+                   f"on each architecture's `graph+curve` transfer fit at E = {sc[0]['window']} "
+                   f"({sc[0]['rows']} rows), the plain screen kept "
+                   + ", ".join(f"{x['plain_keeps_curve']} of {x['curve_columns']}" for x in sc)
+                   + " curve columns (" + ", ".join(ARCH.get(x["arch"], x["arch"]) for x in sc)
+                   + "); the per-family screen now used keeps " + ", ".join(str(x["family_keeps_curve"]) for x in sc)
+                   + ". Screening is kept because one fit on all "
+                   + "/".join(str(x["columns"]) for x in sc) + " columns takes "
+                   + "/".join(f"{1000 * x['fit_s_all_columns']:.0f}" for x in sc) + " ms against "
+                   + "/".join(f"{1000 * x['fit_s_screened']:.0f}" for x in sc)
+                   + " ms screened (one of thousands of fits per study, on this shared machine).")
+    st = s.get("stability")
+    if st:
+        w_, t_ = st["within_width"], st["transfer"]
+        out.append(f"* Stability ({st['perturbation']}): fitted feature sets' τ moves by "
+                   f"{w_['mean_abs_d_tau']:.2f} on "
+                   f"average (at most {w_['max_abs_d_tau']:.2f}) within width and {t_['mean_abs_d_tau']:.2f} (at most "
+                   f"{t_['max_abs_d_tau']:.2f}) in transfer, against median interval widths of "
+                   f"{w_['median_interval_width_tau']:.2f} and {t_['median_interval_width_tau']:.2f}; of "
+                   f"{st['verdict_cells']} verdicts of `graph` against the stronger early accuracy, "
+                   f"{len(st['verdicts_changed'])} change"
+                   + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "")
+                   + ". Another machine or thread count was not tried.")
     c = _get(s["classification"], arch="lenet", split="within_width", window=pw, feature_set="graph")
     if c:
         out.append(f"* The paper's framing: good vs bad LeNet runs from the graph summary of the first {pw} epochs "
