@@ -32,6 +32,10 @@ if "modularity" in tables:
     modularity.plot_q_by_layer(tables["modularity"], runs, out.modularity_by_layer, fraction=fraction)
     modularity.plot_q_over_epochs(tables["modularity"], runs, out.modularity_over_epochs, fraction=fraction)
 
+if "pruning" in tables:
+    from netdyn.figures.pruning import plot_pruning
+
+    plot_pruning(tables["pruning"], tables["pruning_summary"], out.pruning)
 if "cmd_epochs" in tables:
     from netdyn.figures import cmd
 

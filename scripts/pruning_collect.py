@@ -1,5 +1,5 @@
-"""Snakemake entry point of rule `collect_pruning`: tables/pruning.csv, tables/pruning_summary.csv and the
-original-vs-pruned-vs-control figure (see netdyn.modularity.pruning_stats, netdyn.figures.pruning)."""
+"""Snakemake entry point of rule `collect_pruning`: tables/pruning.csv and tables/pruning_summary.csv (see
+netdyn.modularity.pruning_stats; the figure: rule figures, netdyn.figures.pruning)."""
 import sys
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
@@ -8,7 +8,6 @@ sys.path.insert(0, str(__import__("pathlib").Path(sm.scriptdir).parent))  # the 
 import json  # noqa: E402
 
 from netdyn import runlog  # noqa: E402
-from netdyn.figures.pruning import plot_pruning  # noqa: E402
 from netdyn.modularity.pruning_stats import pruning_summary, pruning_table  # noqa: E402
 
 runlog.setup(sm.log[0])
@@ -19,4 +18,3 @@ for path in sm.input.jobs:
 table, summary = pruning_table(records), pruning_summary(records, sm.params.confidence)
 table.to_csv(sm.output.table, index=False)
 summary.to_csv(sm.output.summary, index=False)
-plot_pruning(table, summary, sm.output.figure)

@@ -68,3 +68,15 @@ def test_ci_runs_the_readme_test_command():
     block = re.search(r"## Quick start\n.*?```bash\n(.*?)```", readme, flags=re.S).group(1).strip().splitlines()
     assert len(block) == 2
     assert block[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_slurm_profile_sizes_every_rule_but_training():
+    """Training jobs take the profile's default-resources (16 GB, 4 h); every other rule is sized in
+    set-resources, so a new rule cannot silently ask a cluster for a training job's memory and time."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    sized = set(profile["set-resources"])
+    names = {name for _, name, _ in RULES} - {"train"}
+    assert names <= sized, f"rules without set-resources in profiles/slurm: {sorted(names - sized)}"
+    assert sized <= names, f"set-resources for rules that do not exist: {sorted(sized - names)}"
+    for rule, res in profile["set-resources"].items():
+        assert {"mem_mb", "runtime"} <= set(res), rule

@@ -1,5 +1,5 @@
 # Every figure of every stage, drawn from the stages' results only: `snakemake figures` redraws all of them
-# (training, graphs, prediction, and the CMD and modularity figures when those stages are on) without
+# (training, graphs, prediction, and the CMD, modularity and pruning figures when those stages are on) without
 # rerunning training, graphs, prediction, CMD or modularity. Each figure is a PNG (in the report) and a PDF
 # beside it (netdyn.figures.save_figure writes both). What each figure shows (study, windows, feature sets,
 # the example run) is fixed here from the config and passed both to the script and, through `params`, to the
@@ -44,6 +44,10 @@ if config["modularity"]["enabled"]:
         "modularity_over_epochs": (f"{RESULTS}/modularity/figures/modularity_over_epochs.png",
                                    "modularity_over_epochs.rst", "Modularity"),
     })
+if PRUNING_ON:
+    FIGURE_INPUTS.update({"pruning": f"{RESULTS}/tables/pruning.csv",
+                          "pruning_summary": f"{RESULTS}/tables/pruning_summary.csv"})
+    FIGURE_OUTPUTS["pruning"] = (f"{RESULTS}/pruning/figures/pruning.png", "pruning.rst", "Modularity")
 if config["cmd"]["enabled"]:
     # the mode-reference and |ρ| figures refit one run's trajectory (read only): the first run cmd.deep names,
     # else the first run of the grid

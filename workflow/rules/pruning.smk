@@ -42,21 +42,19 @@ rule pruning:
 
 
 rule collect_pruning:
-    """tables/pruning.csv (one row per run), tables/pruning_summary.csv (mean difference to the original with a
-    t interval over seeds) and the original-vs-pruned-vs-control figure."""
+    """tables/pruning.csv (one row per run) and tables/pruning_summary.csv (mean difference to the original with
+    a t interval over seeds); their figure: rule figures."""
     input:
         jobs=expand(f"{RESULTS}/pruning/{{job}}.json", job=PRUNING_JOBS),
     output:
         table=report(f"{RESULTS}/tables/pruning.csv", caption="../report/pruning_table.rst", category="Modularity"),
         summary=report(f"{RESULTS}/tables/pruning_summary.csv", caption="../report/pruning_summary.rst",
                        category="Modularity"),
-        figure=report(f"{RESULTS}/pruning/figures/pruning.png", caption="../report/pruning.rst",
-                      category="Modularity"),
     params:
         confidence=PRUNING["confidence"],
     log:
         f"{LOGS}/collect_pruning.log",
     conda:
-        "../../envs/predict.yaml"  # pandas, SciPy (the interval) and matplotlib
+        "../../envs/predict.yaml"  # pandas and SciPy (the interval)
     script:
         "../../scripts/pruning_collect.py"
