@@ -46,7 +46,8 @@ def cmd_summary(tables: Path) -> dict:
     relative error per architecture and M."""
     cmd = pd.read_csv(tables / "cmd.csv")
     deep = cmd[cmd.analysis == "deep"][["run_id", "arch_label", "n_modes", "modes_found", "rel_error_final", "acc_sgd",
-                                       "acc_cmd", "acc_online_cmd", "acc_embedded_cmd", "trained_fraction_final"]]
+                                       "acc_sgd_bn_recomputed", "acc_cmd", "acc_online_cmd", "acc_embedded_cmd",
+                                       "trained_fraction_final"]]
     cheap = cmd[(cmd.analysis == "cheap") & (cmd.status == "complete")]
     errors = (cheap.groupby(["arch_label", "n_modes"]).rel_error_final
               .agg(n_runs="size", median="median", q90=lambda x: x.quantile(0.9)).reset_index())
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "evidence/default_study")
     ap.add_argument("--config", type=Path, default=REPO / "config/config.yaml")
     ap.add_argument("--wall-seconds", type=float, default=None, help="measured time of the study, if known")
+    ap.add_argument("--note", default="", help="how the study was run, in words (recorded as given)")
     a = ap.parse_args(argv)
     tables = a.results / "tables"
     a.out.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ def main(argv=None) -> int:
         "what": "the default study (config/config.yaml) run end to end; numbers README cites",
         "commit": _git("rev-parse", "HEAD"), "uncommitted_changes": bool(dirty), "machine": machine(),
         "config_sha256": hashlib.sha256(a.config.read_bytes()).hexdigest(), "wall_seconds": a.wall_seconds,
+        "note": a.note,
         "cmd": cmd_summary(tables), "modularity": modularity_summary(tables), "pruning": pruning_summary(tables),
     }
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1, default=lambda v: None if v is np.nan else v) + "\n")

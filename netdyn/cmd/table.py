@@ -15,7 +15,7 @@ from .source import as_source
 RUN_COLUMNS = ["run_id", "arch", "arch_label", "dataset", "width", "learning_rate", "dropout", "weight_decay", "seed",
                "status"]
 CMD_COLUMNS = [*RUN_COLUMNS, "analysis", "n_modes", "modes_found", "rel_error_final", "rel_error_max", "acc_sgd",
-               "acc_cmd", "acc_online_cmd", "acc_embedded_cmd", "trained_fraction_final", "acc_cmd_best",
+               "acc_sgd_bn_recomputed", "acc_cmd", "acc_online_cmd", "acc_embedded_cmd", "trained_fraction_final", "acc_cmd_best",
                "acc_online_cmd_best"]
 
 
@@ -28,7 +28,9 @@ def read_all(paths) -> pd.DataFrame:
 def cmd_table(runs: pd.DataFrame, snapshots: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per run and M. ``analysis`` = cheap (every run: error only; acc_sgd is the run's final test
     accuracy from runs.csv, the CMD accuracies are empty) or deep (the runs of cmd.deep: acc_* measured at the
-    last snapshot by netdyn.cmd.evaluate_run, *_best the best over the snapshots; acc_embedded_cmd the
+    last snapshot by netdyn.cmd.evaluate_run, *_best the best over the snapshots; acc_sgd_bn_recomputed the SGD
+    weights with BatchNorm statistics re-estimated as the CMD weights get them, the fair baseline of acc_cmd and
+    acc_online_cmd in a BatchNorm net; acc_embedded_cmd the
     embedded-CMD twin's final test accuracy and trained_fraction_final the share of parameters it still
     trained in its last epoch, empty without a twin)."""
     rows = []
@@ -42,7 +44,8 @@ def cmd_table(runs: pd.DataFrame, snapshots: pd.DataFrame, epochs: pd.DataFrame)
     if len(epochs):
         g = epochs.sort_values("snapshot").groupby(["run_id", "n_modes"])
         deep = g.agg(modes_found=("modes_found", "first"), rel_error_final=("rel_error", "last"),
-                     rel_error_max=("rel_error", "max"), acc_sgd=("acc_sgd", "last"), acc_cmd=("acc_cmd", "last"),
+                     rel_error_max=("rel_error", "max"), acc_sgd=("acc_sgd", "last"),
+                     acc_sgd_bn_recomputed=("acc_sgd_bn_recomputed", "last"), acc_cmd=("acc_cmd", "last"),
                      acc_online_cmd=("acc_online_cmd", "last"), acc_cmd_best=("acc_cmd", "max"),
                      acc_embedded_cmd=("acc_embedded_cmd", "last"), trained_fraction_final=("trained_fraction", "last"),
                      acc_online_cmd_best=("acc_online_cmd", "max")).reset_index()
