@@ -48,6 +48,10 @@ def cmd_summary(tables: Path) -> dict:
     deep = cmd[cmd.analysis == "deep"][["run_id", "arch_label", "n_modes", "modes_found", "rel_error_final", "acc_sgd",
                                        "acc_sgd_bn_recomputed", "acc_cmd", "acc_online_cmd", "acc_embedded_cmd",
                                        "trained_fraction_final"]]
+    # how far one run's accuracy moves in one epoch: the SGD weights' accuracy one snapshot before the last
+    epochs = pd.read_csv(tables / "cmd_epochs.csv").sort_values("snapshot")
+    previous = epochs.groupby(["run_id", "n_modes"]).acc_sgd.agg(lambda x: x.iloc[-2]).rename("acc_sgd_previous")
+    deep = deep.merge(previous.reset_index(), on=["run_id", "n_modes"], how="left")
     cheap = cmd[(cmd.analysis == "cheap") & (cmd.status == "complete")]
     errors = (cheap.groupby(["arch_label", "n_modes"]).rel_error_final
               .agg(n_runs="size", median="median", q90=lambda x: x.quantile(0.9)).reset_index())

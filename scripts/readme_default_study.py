@@ -58,11 +58,29 @@ def default_cmd(src) -> str:
             line += (f" Embedded CMD: {_verdict(emb - rows[0]['acc_sgd'])} against the SGD run, training "
                      f"{_pct(rows[0]['trained_fraction_final'])}% of the parameters in the last epoch.")
         out.append(line)
+    out += ["", "Each row is one run of one seed, so none of these differences has an interval; on 450 test images "
+                "one run's accuracy moves by several points from one epoch to the next (the SGD weights one snapshot "
+                "before the last: " + ", ".join(f"{run} {_pct(r['acc_sgd_previous'])}%" for run, r in
+                                                {r["run_id"]: r for r in deep}.items()) + ")."]
     out += ["", "Relative reconstruction error ‖w − ŵ‖ / ‖w‖ at the last snapshot, every run (the cheap pass):", "",
             "| architecture | M | runs | median | 90th percentile |", "|---|---:|---:|---:|---:|"]
     for r in cheap:
         out.append(f"| {r['arch_label']} | {r['n_modes']} | {r['n_runs']} | {r['median']:.3f} | {r['q90']:.3f} |")
     return "\n".join(out)
+
+
+def _span(values) -> str:
+    lo, hi = f"{min(values):.2f}", f"{max(values):.2f}"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _candidates(plateau: dict) -> str:
+    cand = plateau.get("candidate_layers")
+    if not isinstance(cand, str) or not cand:
+        return "none"
+    layers = cand.split(";")
+    convs = [c for c in layers if c.startswith("features.")]
+    return f"{', '.join(layers)} ({len(convs)} of them in the convolutional part)"
 
 
 def default_modularity(src) -> str:
@@ -78,8 +96,15 @@ def default_modularity(src) -> str:
         cand = plateaus.get(r["arch_label"], {}).get("candidate_layers")
         out.append(f"| {r['arch_label']} | {r['n_runs']} | {r['n_layers']} | {r['q_first_median']:.2f} | "
                    f"{r['q_last_median']:.2f} | {r['q_max_median']:.2f} | {r['rises_runs']} of {r['n_runs']} | "
-                   f"{cand if isinstance(cand, str) and cand else 'none'} |")
-    out += ["", f"The paper: {PAPER_MODULARITY}."]
+                   f"{cand.replace(';', ', ') if isinstance(cand, str) and cand else 'none'} |")
+    layers = m["layers"]
+    firsts, lasts = [r["q_first_median"] for r in layers], [r["q_last_median"] for r in layers]
+    rises, runs = sum(r["rises_runs"] for r in layers), sum(r["n_runs"] for r in layers)
+    out += ["", f"The paper: {PAPER_MODULARITY}. Here, on digits, the first layer's Q is already "
+                f"{_span(firsts)} (median per architecture) — the classes are close to separable "
+                f"in pixel space, unlike CIFAR-10's — and the last layer's {_span(lasts)}; the last "
+                f"layer beats the first in {rises} of {runs} runs. Plateau candidates by architecture: "
+                + "; ".join(f"{arch}: {_candidates(p)}" for arch, p in plateaus.items()) + "."]
     pruning = src.get("pruning")
     if pruning:
         out += ["", "Pruning check (retrained without the plateau layers, and a control without as many other "

@@ -29,7 +29,7 @@ SUMMARY = {
     "commit": "0123456789abcdef", "uncommitted_changes": False, "machine": "2-core test CPU",
     "cmd": {"deep": [{"run_id": "lenet-x", "arch_label": "lenet", "n_modes": 2, "modes_found": 2,
                       "rel_error_final": 0.05, "acc_sgd": 0.56, "acc_sgd_bn_recomputed": 0.56, "acc_cmd": 0.57, "acc_online_cmd": 0.60,
-                      "acc_embedded_cmd": 0.55, "trained_fraction_final": 0.343}],
+                      "acc_embedded_cmd": 0.55, "trained_fraction_final": 0.343, "acc_sgd_previous": 0.62}],
             "cheap_rel_error": [{"arch_label": "lenet", "n_modes": 2, "n_runs": 42, "median": 0.1, "q90": 0.2}]},
     "modularity": {"learned_fraction": 0.9,
                    "layers": [{"arch_label": "vgg11bn", "n_runs": 10, "n_layers": 11, "q_first_median": 0.12,
