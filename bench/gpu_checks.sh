@@ -11,6 +11,7 @@
 #                                    the largest K of each (arch, width); TFLOP/s and fraction of the device's peak
 #   $OUT/paper_projection_cuda_<gpu>.json  step 2: projected hours of config/paper.yaml on this device, at the
 #                                    config's precision (tf32), or at $PROJ_PRECISION when set (e.g. bf16)
+#   $OUT/modularity_<tag>.json       step 0: the modularity stage per snapshot against the dense/networkx style
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/.
 #
@@ -35,6 +36,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
            --config-grace 10 --profile-steps 1 --precisions bf16 fp32 --precision-budget 20)
     PROJ=(--proj-warmup 1 --proj-steps 2 --proj-eval-images 64 --config-grace 5 --proj-blocks lenet:1 vgg11bn:1)
     PROJ_BUDGET_CAP=25
+    MOD=(--n 200 --repeats 1)
 else
     OUT="${OUT:-bench/results}"
     DEVICE=cuda
@@ -44,11 +46,12 @@ else
             PY=.venv/bin/python
         fi
     fi
-    # main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
+    # modularity <= 90 s first; main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
     TABLE=(--archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 10000 --test-images 256 --workers 4
            --time-budget 150 --config-grace 15 --profile-steps 10 --precisions bf16 fp32 --precision-budget 60)
     PROJ=(--proj-warmup 5 --proj-steps 30 --proj-eval-images 2048 --config-grace 15)
     PROJ_BUDGET_CAP=400
+    MOD=(--n 2000 --repeats 3)
 fi
 mkdir -p "$OUT"
 LOG="$OUT/gpu_log.txt"
@@ -62,6 +65,10 @@ if [ "$DEVICE" = cuda ]; then
     gpu=$(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|a100' | head -1)
     TAG="cuda${gpu:+_${gpu,,}}"  # e.g. cuda_h100: the file names say which card measured them
 fi
+
+# 0. the modularity stage per snapshot (issue 11: one VGG snapshot at N = 2000 under a second on a GPU)
+timeout 90 "$PY" bench/modularity.py --device "$DEVICE" "${MOD[@]}" --out "$OUT/modularity_$TAG.json"
+echo "== step 0 (modularity): exit $? after ${SECONDS}s"
 
 # 1. main table and precision variants
 timeout 265 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
