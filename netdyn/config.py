@@ -341,7 +341,7 @@ def expand_grid(config: dict) -> list[RunSpec]:
     from .models import architecture_label, resolve_architecture
 
     hp, t = config["hyperparameters"], config["training"]
-    precision = t.get("precision") or default_precision(t["dtype"])
+    precision = t["precision"]  # set by check_semantics (its default depends on dtype)
     runs = []
     for arch, dataset, width, lr, dropout, wd, seed in itertools.product(
         config["architectures"], config["datasets"], config["widths"], hp["learning_rate"],
