@@ -327,6 +327,7 @@ RENDER = {"gpu_throughput": (gpu_throughput, "bench/results/train_throughput_cud
           "cpu_pack_choice": (cpu_pack_choice, "bench/results/cpu_pack_choice.json"),
           "graph_extraction": (graph_extraction, "bench/results/graph_extraction_cpu.json"),
           "reference_graphs": (reference_graphs, "bench/results/reference_graphs.json")}
+RENDER.update(DEFAULT_STUDY_RENDER)  # README's CMD and modularity findings of the default study
 
 
 def render_block(name: str, src: Source) -> str:
