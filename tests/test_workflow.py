@@ -176,7 +176,8 @@ def test_two_studies_in_one_checkout_do_not_mix(study):
     cfg = {**TINY, "study": "other"}
     (study / "other.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(snakemake(study, "-n", config="other.yaml"))
-    assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 6, jobs  # 24 runs, 4 a job
+    assert sum(n for rule, n in jobs.items() if rule.startswith("train_mixed")) == 6, jobs  # 24 runs, 4 a job
+    assert jobs["train_variants_mixed_g000"] == 1, jobs  # the deep run's embedded-CMD twin
     assert not (study / "results" / "other").exists()
 
 
