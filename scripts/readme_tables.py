@@ -330,6 +330,19 @@ RENDER = {"gpu_throughput": (gpu_throughput, "bench/results/train_throughput_cud
 RENDER.update(DEFAULT_STUDY_RENDER)  # README's CMD and modularity findings of the default study
 
 
+def _evidence(name: str):
+    """A block of README's prediction section: its renderer is in scripts/evidence.py (one summary.json)."""
+    def render(src: Source) -> str:
+        from scripts.evidence import README_BLOCKS
+        return README_BLOCKS[name](src)
+    return render
+
+
+RENDER.update({name: (_evidence(name), "evidence/digits_evidence/summary.json") for name in
+               ("prediction_study", "prediction_metrics", "prediction_paired", "prediction_classification",
+                "prediction_findings")})
+
+
 def render_block(name: str, src: Source) -> str:
     """One block's text; a field the renderer reads but the JSON lacks stops with the file and the field."""
     try:
