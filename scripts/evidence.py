@@ -257,7 +257,7 @@ def render_study(src) -> str:
     if rt:
         lines.append("")
         lines.append(f"Run time: {rt.get('summary', '')} Machine: {m['cpu_model']}, {m['cpu_count']} cores "
-                     f"({m['uname'].split()[0]} {m['uname'].split()[2]}).")
+                     f"({m['uname'].split()[0]} {m['uname'].split()[2]}). {rt.get('code', '')}".rstrip())
     return "\n".join(lines)
 
 
