@@ -16,6 +16,11 @@ import pandas as pd
 from ..predict import SPLIT_TRANSFER, SPLIT_WITHIN, feature_name_table
 from . import MIN_FONT, save_figure
 
+GLOSSARY = ("Feature names: {scope}.{property}.{aggregator}@e{E} = a graph property of a layer "
+            "(scope; 'all' = whole graph)\nsummarised over its nodes (mean, std, ...) at epoch E; d(...)@eE = its change since the previous "
+            "snapshot;\ncurve.{metric}@eE = loss/accuracy at epoch E; w.{tensor}.{stat} = weight statistic; run.width = "
+            "the width.\nGrey hatched bars: permutation importance within one s.d. of zero (cannot be told from zero).")
+BASELINES = ("early_acc_nofit", "early_acc", "curve_extrap")  # drawn emphasised (squares, black / grey)
 SPLIT_TITLES = {SPLIT_WITHIN: "within width (grouped CV)", SPLIT_TRANSFER: "width transfer"}
 
 
@@ -50,24 +55,38 @@ def _feature_sets(table: pd.DataFrame) -> list[str]:
     return list(pd.unique(table["feature_set"])) if len(table) else []
 
 
+def _stats_text(ax, y, p) -> None:
+    """Kendall tau, R2 and n of one panel's predictions, printed in its lower right corner."""
+    from ..predict import point_metrics
+
+    m = point_metrics(y, p)
+    ax.text(0.98, 0.03, f"τ = {m['kendall_tau']:.2f}\nR² = {m['r2']:.2f}\nn = {len(y)}", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=MIN_FONT, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+
+
 def plot_predicted_vs_true(predictions: pd.DataFrame, out: str | Path, *, feature_set: str | None = None,
                            window: int | None = None) -> None:
     """Predicted vs true final test accuracy: one row per architecture x data set, columns within-width
-    and transfer; colour = width, crosses = diverged runs. Defaults: graph+curve (else the last feature
-    set) at the largest window."""
+    and transfer for the feature set, and beside them the early test accuracy itself (``early_acc_nofit``,
+    else the fitted ``early_acc``) within width; tau / R2 / n in every panel; colour = width, crosses =
+    diverged runs; one legend. Defaults: graph+curve (else the last feature set) at the largest window."""
     feature_set = feature_set or _pick(_feature_sets(predictions), "graph+curve")
     window = window if window is not None else (predictions["window"].max() if len(predictions) else None)
-    sel = predictions[(predictions["feature_set"] == feature_set) & (predictions["window"] == window)] \
-        if len(predictions) else predictions
-    panels = _panels(sel) or [("", "")]
-    splits = [SPLIT_WITHIN, SPLIT_TRANSFER]
-    fig, axes = _grid(len(panels), 2, size=(3.8, 3.6))
+    sets = _feature_sets(predictions)
+    base = next((b for b in ("early_acc_nofit", "early_acc") if b in sets and b != feature_set), None)
+    sel = predictions[predictions["window"] == window] if len(predictions) else predictions
+    panels = _panels(sel[sel["feature_set"] == feature_set]) if len(sel) else []
+    panels = panels or [("", "")]
+    columns = [(feature_set, SPLIT_WITHIN), (feature_set, SPLIT_TRANSFER)] + ([(base, SPLIT_WITHIN)] if base else [])
+    fig, axes = _grid(len(panels), len(columns), size=(3.4, 3.2))
     widths = sorted(sel["width"].unique()) if len(sel) else []
     cmap = plt.get_cmap("viridis", max(len(widths), 2))
+    handles = {}
     for r, (arch, dataset) in enumerate(panels):
-        for c, split in enumerate(splits):
+        for c, (fs, split) in enumerate(columns):
             ax = axes[r, c]
-            s = sel[(sel["arch"] == arch) & (sel["dataset"] == dataset) & (sel["split"] == split)]
+            s = sel[(sel["feature_set"] == fs) & (sel["arch"] == arch) & (sel["dataset"] == dataset)
+                    & (sel["split"] == split)] if len(sel) else sel
             if s.empty:
                 _empty(ax, f"{arch} {dataset}\n{SPLIT_TITLES[split]}: no predictions")
                 continue
@@ -75,24 +94,33 @@ def plot_predicted_vs_true(predictions: pd.DataFrame, out: str | Path, *, featur
                 for div, marker in ((False, "o"), (True, "x")):
                     p = s[(s["width"] == w) & (s["diverged"] == div)]
                     if len(p):
-                        ax.scatter(p["y_true"], p["y_pred"], s=14, marker=marker, color=cmap(i), alpha=0.8,
-                                   label=f"width {w}" + (" (diverged)" if div else ""))
+                        label = f"width {w}" + (" (diverged)" if div else "")
+                        handles[label] = ax.scatter(p["y_true"], p["y_pred"], s=14, marker=marker, color=cmap(i),
+                                                    alpha=0.8, label=label)
             lo = min(s["y_true"].min(), s["y_pred"].min())
             hi = max(s["y_true"].max(), s["y_pred"].max())
             ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--")
-            ax.set_title(f"{arch} on {dataset}: {SPLIT_TITLES[split]}", fontsize=9)
+            _stats_text(ax, s["y_true"].to_numpy(float), s["y_pred"].to_numpy(float))
+            ax.set_title(f"{arch}: {fs}\n{SPLIT_TITLES[split]}", fontsize=MIN_FONT + 1)
             ax.set_xlabel("true final test accuracy")
-            ax.set_ylabel("predicted")
-            ax.legend(fontsize=MIN_FONT, loc="upper left")
-    fig.suptitle(f"{feature_set}, window E={window}", fontsize=10)
-    _save(fig, out)
+            ax.set_ylabel("predicted" if fs != "early_acc_nofit" else f"test accuracy at epoch {window}")
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 6),
+                   fontsize=MIN_FONT, frameon=False)
+    fig.suptitle(f"window E={window}: {feature_set}" + (f", beside it {base} (no fit)" if base == "early_acc_nofit"
+                                                         else f", beside it {base}" if base else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 if handles else 0, 1, 0.97))
+    save_figure(fig, out)
 
 
 METRIC_PANELS = (("kendall_tau", "Kendall τ"), ("r2", "R²"))  # the two columns of a metrics figure
 
 
 def _colors(sets) -> dict:
-    return {fs: plt.get_cmap("tab10")(i % 10) for i, fs in enumerate(sets)}
+    """The trivial baselines in black / greys, every other feature set a tab10 colour."""
+    fixed = {"early_acc_nofit": "black", "early_acc": "0.5", "curve_extrap": "0.3"}
+    others = iter(plt.get_cmap("tab10")(i % 10) for i in range(len(sets) + 10))
+    return {fs: fixed[fs] if fs in fixed else next(others) for fs in sets}
 
 
 def _metric_panels(sel: pd.DataFrame, out, draw, *, xlabel: str, title, empty: str = "no data") -> None:
@@ -115,8 +143,17 @@ def _metric_panels(sel: pd.DataFrame, out, draw, *, xlabel: str, title, empty: s
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.set_title(title(arch, dataset), fontsize=9)
-            ax.legend(fontsize=MIN_FONT)
-    _save(fig, out)
+    handles, labels = [], []
+    for ax in axes.ravel():  # one legend for the figure: every entry once, in drawing order
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 3), fontsize=MIN_FONT, frameon=False)
+    rows = -(-len(handles) // 3)  # legend rows; reserve their height (inches) below the panels
+    fig.tight_layout(rect=(0, min(0.5, (0.2 * rows + 0.3) / fig.get_figheight()) if handles else 0, 1, 1))
+    save_figure(fig, out)
 
 
 def plot_metrics_vs_window(metrics: pd.DataFrame, out: str | Path, *, split: str = SPLIT_WITHIN,
@@ -142,8 +179,9 @@ def plot_metrics_vs_window(metrics: pd.DataFrame, out: str | Path, *, split: str
 
 def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: int | None = None,
                            subset: str = "all") -> None:
-    """Width transfer: Kendall tau and R2 per test width, one line per feature set, at one window (default:
-    the largest); the within-width CV value at the same width is drawn dotted for comparison."""
+    """Width transfer: Kendall tau and R2 per test width, an offset dot and interval per feature set (no lines
+    joining widths), at one window (default: the largest); the within-width CV value at the same width is a
+    short bar beside it for comparison."""
     m = metrics[metrics["subset"] == subset] if len(metrics) else metrics
     window = window if window is not None else (m["window"].max() if len(m) else None)
     m = m[(m["window"] == window) & m["test_width"].notna()] if len(m) else m
@@ -151,21 +189,26 @@ def plot_transfer_by_width(metrics: pd.DataFrame, out: str | Path, *, window: in
     sets = _feature_sets(tr)
     colors = _colors(sets)
 
+    widths = sorted(tr["test_width"].astype(int).unique()) if len(tr) else []
+    offsets = dict(zip(sets, np.linspace(-0.3, 0.3, max(len(sets), 1))))
+
     def draw(ax, s, k, arch, dataset):
+        pos = {w: i for i, w in enumerate(widths)}  # widths as categories: offset dots, no lines between them
         for fs in sets:
             f = s[s["feature_set"] == fs].sort_values("test_width")
+            x = f["test_width"].astype(int).map(pos).to_numpy(float) + offsets[fs]
             # a percentile bootstrap interval need not contain the point estimate (small n): clip at 0
             yerr = [(f[k] - f[f"{k}_lo"]).clip(lower=0), (f[f"{k}_hi"] - f[k]).clip(lower=0)]
-            ax.errorbar(f["test_width"].astype(float), f[k], yerr=yerr,
-                        marker="o", ms=4, capsize=2, color=colors[fs],
+            ax.errorbar(x, f[k], yerr=yerr, fmt="s" if fs in BASELINES else "o", ms=4, capsize=0, color=colors[fs],
                         label=f"{fs} (from widths {f['train_widths'].iloc[0]})" if len(f) else fs)
             w = m[(m["split"] == SPLIT_WITHIN) & (m["arch"] == arch) & (m["dataset"] == dataset)
                   & (m["feature_set"] == fs) & m["test_width"].isin(f["test_width"])].sort_values("test_width")
-            ax.plot(w["test_width"].astype(float), w[k], ls=":", color=colors[fs], lw=1)
-        ax.set_xticks(sorted(s["test_width"].astype(int).unique()))
+            ax.scatter(w["test_width"].astype(int).map(pos).to_numpy(float) + offsets[fs], w[k], marker="_", s=40,
+                       color=colors[fs], lw=1.2)
+        ax.set_xticks(range(len(widths)), [str(w) for w in widths])
 
     _metric_panels(tr, out, draw, xlabel="test width", empty="no transfer split",
-                   title=lambda arch, dataset: f"{arch} on {dataset}, E={window} (dotted: within-width CV)")
+                   title=lambda arch, dataset: f"{arch} on {dataset}, E={window} (bars: within-width CV)")
 
 
 def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, feature_set: str | None = None,
@@ -191,7 +234,13 @@ def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, featu
         t = s.sort_values(key, ascending=False, na_position="last").head(top).iloc[::-1]
         ax = axes[r, 0]
         xerr = t["permutation_std"] if key == "permutation_mean" else None
-        ax.barh(range(len(t)), t[key], xerr=xerr, color="tab:blue", alpha=0.8)
+        # importances that cannot be told from zero (mean within one s.d. of folds x repeats) drawn grey, hatched
+        zero = (t["permutation_mean"] - t["permutation_std"] <= 0).to_numpy() if key == "permutation_mean" \
+            else np.zeros(len(t), dtype=bool)
+        ax.barh(range(len(t)), t[key], xerr=xerr, color=np.where(zero, "0.75", "tab:blue"), alpha=0.8,
+                hatch=None)
+        for i in np.flatnonzero(zero):
+            ax.barh(i, t[key].iloc[i], color="none", edgecolor="0.4", hatch="//", lw=0)
         ax.set_yticks(range(len(t)))
         ax.set_yticklabels(t["feature"], fontsize=MIN_FONT)
         ax.set_xlabel("permutation importance (MAE increase)" if key == "permutation_mean" else "gain")
@@ -210,10 +259,10 @@ def plot_feature_importance(importances: pd.DataFrame, out: str | Path, *, featu
             ax.set_xlabel(f"summed {key.replace('_', ' ')}")
             ax.set_title(f"{arch} on {dataset}: {title}", fontsize=9)
     fig.suptitle(f"feature importance: {feature_set}, window E={window} (within-width CV folds)", fontsize=10)
-    _save(fig, out)
+    fig.text(0.01, 0.005, GLOSSARY, fontsize=MIN_FONT, va="bottom", ha="left")
+    fig.tight_layout(rect=(0, 0.09 * 3 / max(len(panels), 1) + 0.02, 1, 0.97))
+    save_figure(fig, out)
 
-
-BASELINES = ("early_acc_nofit", "early_acc", "curve_extrap")  # drawn in black / grey, larger markers
 
 
 def plot_tau_summary(metrics: pd.DataFrame, out: str | Path, *, feature_sets=None, metric: str = "kendall_tau",
@@ -267,8 +316,9 @@ def plot_tau_summary(metrics: pd.DataFrame, out: str | Path, *, feature_sets=Non
             if r == len(panels) - 1:
                 ax.set_xlabel("early window E (epochs seen)")
             ax.set_xticks(sorted(s["window"].unique()))
-    fig.legend([handles[k] for k in sets if k in handles], [k for k in sets if k in handles], loc="lower center",
-               ncol=min(len(handles), 5), fontsize=MIN_FONT, frameon=False)
+    if handles:
+        fig.legend([handles[k] for k in sets if k in handles], [k for k in sets if k in handles],
+                   loc="lower center", ncol=min(len(handles), 5), fontsize=MIN_FONT, frameon=False)
     fig.suptitle("Final-accuracy ranking from the first E epochs: point and 95% bootstrap interval "
                  "(dashed: early accuracy itself, no fit)", fontsize=9)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(sets) > 5), 1, 0.97))

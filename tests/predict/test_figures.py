@@ -21,3 +21,14 @@ def test_figures_are_written(result, tmp_path):
     F.plot_feature_importance(result["importances"].iloc[:0], tmp_path / "g.png")
     F.plot_metrics_vs_window(result["metrics"].iloc[:0], tmp_path / "h.png")
     assert all((tmp_path / f"{n}.png").exists() for n in "efgh")
+
+
+def test_evidence_figures_are_written(result, tmp_path):
+    from netdyn.figures import predict as F
+
+    F.plot_tau_summary(result["metrics"], tmp_path / "t.png")
+    F.plot_tau_summary(result["metrics"].iloc[:0], tmp_path / "u.png")
+    assert (tmp_path / "t.png").stat().st_size > 10_000 and (tmp_path / "t.pdf").exists()
+    assert (tmp_path / "u.png").exists()
+    colors = F._colors(["graph", "early_acc_nofit", "early_acc"])
+    assert colors["early_acc_nofit"] == "black" and colors["graph"] not in ("black", "0.5")
