@@ -16,10 +16,11 @@ import pandas as pd
 from ..predict import SPLIT_TRANSFER, SPLIT_WITHIN, feature_name_table
 from . import MIN_FONT, save_figure
 
-GLOSSARY = ("Feature names: {scope}.{property}.{aggregator}@e{E} = a graph property of a layer "
-            "(scope; 'all' = whole graph)\nsummarised over its nodes (mean, std, ...) at epoch E; d(...)@eE = its change since the previous "
-            "snapshot;\ncurve.{metric}@eE = loss/accuracy at epoch E; w.{tensor}.{stat} = weight statistic; run.width = "
-            "the width.\nGrey hatched bars: permutation importance within one s.d. of zero (cannot be told from zero).")
+GLOSSARY = (
+    "Feature names: {scope}.{property}.{aggregator}@e{E} = a graph property of a layer (scope; 'all' = whole graph)\n"
+    "summarised over its nodes (mean, std, ...) at epoch E; d(...)@eE = its change since the previous snapshot;\n"
+    "curve.{metric}@eE = loss/accuracy at epoch E; w.{tensor}.{stat} = weight statistic; run.width = the width.\n"
+    "Grey hatched bars: permutation importance within one s.d. of zero (cannot be told from zero).")
 BASELINES = ("early_acc_nofit", "early_acc", "curve_extrap")  # drawn emphasised (squares, black / grey)
 SPLIT_TITLES = {SPLIT_WITHIN: "within width (grouped CV)", SPLIT_TRANSFER: "width transfer"}
 
