@@ -88,6 +88,8 @@ def build(study: str, config: Path, out: Path) -> dict:
         summary["screening"] = screening_check(study, TABLE_WINDOW)
     if (out / "stability.json").exists():  # scripts/evidence_stability.py
         summary["stability"] = json.loads((out / "stability.json").read_text())
+    if (out / "stability_threads.json").exists():  # scripts/evidence_compare.py
+        summary["stability_threads"] = json.loads((out / "stability_threads.json").read_text())
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
@@ -423,7 +425,21 @@ def render_findings(src) -> str:
                    f"{st['verdict_cells']} verdicts of `graph` against the stronger early accuracy, "
                    f"{len(st['verdicts_changed'])} change"
                    + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "")
-                   + ". Another machine or thread count was not tried.")
+                   + "." + ("" if s.get("stability_threads") else " Another machine or thread count was not tried."))
+    st = s.get("stability_threads")
+    if st:
+        w_, t_ = st["within_width"], st["transfer"]
+        moved = ", ".join(f"{ARCH.get(k, k)} {v['mean']:.3f} (at most {v['max']:.2f})"
+                          for k, v in sorted(st["final_acc_abs_change"].items(), key=lambda kv: _archs(s).index(kv[0])
+                                             if kv[0] in _archs(s) else 99))
+        out.append(f"* Stability against float rounding ({st['perturbation']}; `config/evidence_threads2.yaml`, "
+                   f"feature sets {', '.join(f'`{x}`' for x in st['feature_sets'])}): each run's final accuracy moves "
+                   f"by {moved} on average, {st['final_acc_identical']} of {st['runs']} runs unchanged; τ moves by "
+                   f"{w_['mean_abs_d_tau']:.2f} on average (at most {w_['max_abs_d_tau']:.2f}) within width and "
+                   f"{t_['mean_abs_d_tau']:.2f} (at most {t_['max_abs_d_tau']:.2f}) in transfer; of "
+                   f"{st['verdict_cells']} verdicts of `graph` against the stronger early accuracy, "
+                   f"{len(st['verdicts_changed'])} change"
+                   + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "") + ".")
     c = _get(s["classification"], arch="lenet", split="within_width", window=pw, feature_set="graph")
     if c:
         if c["accuracy"] > 0.93:
