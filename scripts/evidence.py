@@ -439,7 +439,10 @@ def render_findings(src) -> str:
                    f"{t_['mean_abs_d_tau']:.2f} (at most {t_['max_abs_d_tau']:.2f}) in transfer; of "
                    f"{st['verdict_cells']} verdicts of `graph` against the stronger early accuracy, "
                    f"{len(st['verdicts_changed'])} change"
-                   + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "") + ".")
+                   + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "") + "."
+                   + (f" Control: {st['control']['curves_identical']} of {st['control']['runs']} runs retrained with "
+                      "one thread by the trainer of the rerun reproduce the study's curves byte for byte "
+                      "(`config/evidence_control.yaml`)." if st.get("control") else ""))
     c = _get(s["classification"], arch="lenet", split="within_width", window=pw, feature_set="graph")
     if c:
         if c["accuracy"] > 0.93:

@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--study", default="evidence")
     ap.add_argument("--other", default="evidence_threads2")
     ap.add_argument("--out", type=Path, default=REPO / "evidence" / "digits_evidence")
+    ap.add_argument("--control", default="evcheck", help="study of config/evidence_control.yaml (skipped if absent)")
     a = ap.parse_args(argv)
     t = {s: REPO / "results" / s / "tables" for s in (a.study, a.other)}
     runs = {s: pd.read_csv(t[s] / "runs.csv").set_index("run_id") for s in t}
@@ -49,6 +50,11 @@ def main(argv=None) -> int:
               "final_acc_identical": int((d == 0).sum()),
               **compare(met[a.study], met[a.other]),
               **verdicts(pred[a.study], pred[a.other], met[a.study], met[a.other])}
+    ctrl = REPO / "results" / a.control / "runs"
+    if ctrl.exists():  # the same runs, one thread, today's trainer: byte-identical curves or not
+        same = [(ctrl / r / "curves.csv").read_bytes() == (REPO / "results" / a.study / "runs" / r / "curves.csv")
+                .read_bytes() for r in sorted(p.name for p in ctrl.iterdir() if (p / "curves.csv").exists())]
+        result["control"] = {"study": a.control, "runs": len(same), "curves_identical": int(sum(same))}
     result = json.loads(json.dumps(result, default=lambda x: float(x) if isinstance(x, np.floating) else str(x)))
     (a.out / "stability_threads.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
