@@ -110,6 +110,8 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
     metrics.to_csv(out / "metrics.csv", index=False)
     have = set(pred["feature_set"])
     pairs = [(a, b) for a, b, _ in PAIRS if a in have and b in have]
+    pairs += [(fs, b) for fs in ORDER[2:] for b in ("early_acc_nofit", "early_acc")  # every set vs both baselines
+              if fs in have and b in have and (fs, b) not in pairs]
     paired = paired_differences(pred, pairs, bootstrap=boot, seed=seed)
     paired.to_csv(out / "paired.csv", index=False)
     cls = classification_metrics(pred, bootstrap=boot, seed=seed)
@@ -294,7 +296,7 @@ def render_metrics(src) -> str:
 def render_paired(src) -> str:
     s = src.data
     w = s["table_window"]
-    pairs = list(dict.fromkeys((p["a"], p["b"]) for p in s["paired"]))
+    pairs = [(a, b) for a, b in dict.fromkeys((p["a"], p["b"]) for p in s["paired"]) if f"{a} vs {b}" in s["questions"]]
     out = [f"**Paired differences on the same test runs, E = {w}** — Δτ = τ(a) − τ(b) [{s['level']:.0%} paired "
            "bootstrap interval]; each row answers the question beside it.", "",
            "| a − b | question | " + " | ".join(f"{ARCH.get(a, a)} within | {ARCH.get(a, a)} transfer"
@@ -329,6 +331,21 @@ def render_paired(src) -> str:
             f"Over the {sum(tally.values())} architecture × split × window cells the graph summary is better in "
             f"{tally['better']}, worse in {tally['**worse**']}, and not distinguishable in "
             f"{tally['not distinguishable']} (the interval of Δτ contains 0)."]
+    sets = [fs for fs in s["feature_sets"] if fs not in ("early_acc", "early_acc_nofit")]
+    rows = []
+    for fs in sets:
+        cells = []
+        for sp in ("within_width", "transfer"):
+            t = {"better": 0, "**worse**": 0, "not distinguishable": 0, "not measured": 0}
+            for arch in _archs(s):
+                for win in wins:
+                    b = _stronger_baseline(s, arch, sp, win)
+                    t[_verdict(_get(s["paired"], arch=arch, split=sp, window=win, a=fs, b=b) if b else None)] += 1
+            cells.append(f"{t['better']} / {t['**worse**']} / {t['not distinguishable']}")
+        rows.append(f"| `{fs}` | " + " | ".join(cells) + " |")
+    out += ["", "**Every feature set against the stronger early accuracy** — cells (architecture × window) where it "
+            "is better / worse / not distinguishable by the paired interval:", "",
+            "| feature set | within width | transfer |", "|---|---|---|", *rows]
     return "\n".join(out)
 
 
