@@ -102,7 +102,10 @@ def test_prediction_covers_the_grid(study):
     assert set(m.arch) == {"lenet", "resnet8"}
     assert set(m.window) == {1, 2}
     assert set(m.split) == {"within_width", "transfer"}
-    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "modularity", "cmd"}
+    from netdyn.predict import NO_FIT_SETS  # no-fit baselines, evaluated beside every configured feature set
+
+    assert set(m.feature_set) == {"early_acc", "curve", "weights", "graph", "graph+curve", "modularity", "cmd",
+                                  *NO_FIT_SETS}
     sig = pd.read_csv(results(study) / "tables/graph_signatures.csv")
     assert sig.epoch.max() <= 2 and {0.0, 0.5, 1.0} <= set(sig.epoch)
 
