@@ -19,10 +19,11 @@ CMD_COLUMNS = [*RUN_COLUMNS, "analysis", "n_modes", "modes_found", "rel_error_fi
                "acc_online_cmd_best"]
 
 
-def read_all(paths) -> pd.DataFrame:
-    """The rows of every CSV in ``paths`` (an empty frame for none)."""
+def read_all(paths, columns) -> pd.DataFrame:
+    """The rows of every CSV in ``paths``; for none (e.g. no run named in cmd.deep) an empty frame with
+    ``columns``, so the CSV written from it has its header and reads back (an empty file would not)."""
     frames = [pd.read_csv(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def cmd_table(runs: pd.DataFrame, snapshots: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:

@@ -75,3 +75,20 @@ def test_deep_patterns_match_run_ids_or_architecture_labels():
     assert deep_runs(["*-w1-*"], runs) == ["lenet-digits-w1-lr0.1-do0-wd0-s0", "vgg11bn-digits-w1-lr0.1-do0-wd0-s0"]
     assert deep_runs(["lenet-digits-w2-lr0.1-do0-wd0-s0", "vgg"], runs) == ["lenet-digits-w2-lr0.1-do0-wd0-s0"]
     assert deep_runs([], runs) == []
+
+
+def test_no_deep_run_gives_tables_with_headers_that_the_figures_read(tmp_path):
+    """cmd.deep empty: collect_cmd's epoch table has no row but its header, reads back, and the accuracy figure
+    says there is no run instead of crashing (an empty CSV without header raised EmptyDataError)."""
+    import pandas as pd
+
+    from netdyn.cmd.evaluate import EMBEDDED_COLUMNS, EPOCH_COLUMNS
+    from netdyn.cmd.table import read_all
+    from netdyn.figures.cmd import plot_accuracy
+
+    path = tmp_path / "cmd_epochs.csv"
+    read_all([], EPOCH_COLUMNS + EMBEDDED_COLUMNS[1:]).to_csv(path, index=False)
+    back = pd.read_csv(path)
+    assert len(back) == 0 and "acc_online_cmd" in back.columns
+    plot_accuracy(back, tmp_path / "acc.png")
+    assert (tmp_path / "acc.png").read_bytes()[:4] == b"\x89PNG"

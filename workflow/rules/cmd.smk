@@ -57,7 +57,7 @@ if config["cmd"]["enabled"]:
             "../../scripts/cmd_deep.py"
 
     rule collect_cmd:
-        """Grid-wide CMD tables and figures."""
+        """Grid-wide CMD tables (their figures: rule figures)."""
         input:
             runs=f"{RESULTS}/tables/runs.csv",
             snapshots=expand(f"{RESULTS}/cmd/groups/{{group}}.snapshots.csv", group=GROUPS),
@@ -69,11 +69,6 @@ if config["cmd"]["enabled"]:
             snapshots=f"{RESULTS}/tables/cmd_snapshots.csv",
             epochs=f"{RESULTS}/tables/cmd_epochs.csv",
             mode_layers=f"{RESULTS}/tables/cmd_mode_layers.csv",  # the figures (cmd/figures/): rule figures
-        params:
-            runs_dir=f"{RESULTS}/runs",
-            example=CMD_DEEP[0] if CMD_DEEP else None,
-            cmd=CMD_SETTINGS,
-            deep_n_modes=config["cmd"]["deep_n_modes"],
         log:
             f"{LOGS}/collect_cmd.log",
         conda:
