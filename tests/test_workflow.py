@@ -57,6 +57,21 @@ def grid_run_dirs(workdir: Path) -> list[Path]:
     return sorted(d for d in (results(workdir) / "runs").iterdir() if not d.name.endswith("-ecmd"))
 
 
+def planned_without_result(workdir: Path, run_dir: Path) -> dict[str, int]:
+    """The dry run's jobs with `run_dir`'s result.json deleted; the file is put back as it was (bytes and
+    mtime), so the study stays complete."""
+    import os
+
+    result = run_dir / "result.json"
+    data, stat = result.read_bytes(), result.stat()
+    result.unlink()
+    try:
+        return planned_jobs(snakemake(workdir, "-n"))
+    finally:
+        result.write_bytes(data)
+        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def trajectory_times(workdir: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in (results(workdir) / "runs").glob("*/trajectory.bin")}
 
@@ -269,15 +284,7 @@ def test_modularity_stage_leaves_tables_and_figures(study):
 def test_a_lost_run_reruns_only_its_groups_modularity_job(study):
     """A deleted result.json: the dry run plans its group's training and modularity jobs (one each), not
     the other groups'. The file is put back as it was (bytes and mtime), so the study stays complete."""
-    result = grid_run_dirs(study)[5] / "result.json"
-    data, stat = result.read_bytes(), result.stat()
-    result.unlink()
-    try:
-        jobs = planned_jobs(snakemake(study, "-n"))
-    finally:
-        result.write_bytes(data)
-        import os
-        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    jobs = planned_without_result(study, grid_run_dirs(study)[5])
     assert sum(n for rule, n in jobs.items() if rule.startswith("train_")) == 1, jobs
     assert jobs["modularity"] == 1 and jobs["collect_modularity"] == 1, jobs
     assert len(list((results(study) / "modularity").glob("*.csv"))) > 1  # other groups exist and stay
@@ -347,18 +354,8 @@ def test_cmd_deep_joins_the_embedded_twin_which_stays_out_of_grid_tables(study):
 def test_a_lost_run_reruns_only_its_groups_cmd_job(study, which):
     """A deleted result.json: the dry run plans its group's cmd_group job only (and cmd_deep only where the
     run is the deep one). The file is put back as it was (bytes and mtime)."""
-    import os
-
-    runs = grid_run_dirs(study)
-    run_dir = next(d for d in runs if (d.name == CMD_DEEP_RUN) == (which == "deep run"))
-    result = run_dir / "result.json"
-    data, stat = result.read_bytes(), result.stat()
-    result.unlink()
-    try:
-        jobs = planned_jobs(snakemake(study, "-n"))
-    finally:
-        result.write_bytes(data)
-        os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    run_dir = next(d for d in grid_run_dirs(study) if (d.name == CMD_DEEP_RUN) == (which == "deep run"))
+    jobs = planned_without_result(study, run_dir)
     assert jobs["cmd_group"] == 1 and jobs["collect_cmd"] == 1, jobs
     assert jobs.get("cmd_deep", 0) == (1 if which == "deep run" else 0), jobs
     assert len(list((results(study) / "cmd/groups").glob("*.snapshots.csv"))) > 1  # other groups stay
