@@ -21,6 +21,9 @@ resumed run rebuilds it from the rows its trajectory holds.
 A run whose minibatch loss turns NaN/inf (or exceeds ``DIVERGED_LOSS``) is *diverged*: it stops updating at
 once (without disturbing the others) and is recorded with the accuracy measured at that point. It stays in
 its pack, frozen, until the pack ends, so a resumed pack has the same members as before the kill.
+
+Over 300 lines: the pack's loop, snapshots and checkpoints are one piece (a resume must see exactly what the
+loop wrote), and the hook contract is documented where the hooks are called.
 """
 
 from __future__ import annotations
