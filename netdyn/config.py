@@ -336,17 +336,26 @@ def resolve_device(config: dict) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def architecture_hyperparameters(config: dict, arch: dict) -> dict:
+    """The hyperparameter lists `arch` (an entry of `architectures`) trains with: its own, else the shared ones."""
+    return {**config["hyperparameters"], **arch.get("hyperparameters", {})}
+
+
+def _hyperparameter_lists(config: dict, arch: dict) -> tuple[list, list, list]:
+    hp = architecture_hyperparameters(config, arch)
+    return hp["learning_rate"], hp["dropout"], hp["weight_decay"]
+
+
 def expand_grid(config: dict) -> list[RunSpec]:
     """Every run of the study (`config` validated, defaults filled), in a stable order."""
     from .models import architecture_label, resolve_architecture
 
-    hp, t = config["hyperparameters"], config["training"]
+    t = config["training"]
     precision = t["precision"]  # set by check_semantics (its default depends on dtype)
     runs = []
-    for arch, dataset, width, lr, dropout, wd, seed in itertools.product(
-        config["architectures"], config["datasets"], config["widths"], hp["learning_rate"],
-        hp["dropout"], hp["weight_decay"], config["seeds"],
-    ):
+    points = ((arch, *rest) for arch in config["architectures"] for rest in itertools.product(
+        config["datasets"], config["widths"], *_hyperparameter_lists(config, arch), config["seeds"]))
+    for arch, dataset, width, lr, dropout, wd, seed in points:
         depth, bn = resolve_architecture(arch["name"], arch.get("depth"), arch.get("batchnorm"))
         label = architecture_label(arch["name"], depth, bn)
         run_id = f"{label}-{dataset}-w{width}-lr{_fmt(lr)}-do{_fmt(dropout)}-wd{_fmt(wd)}-s{seed}"

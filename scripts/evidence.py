@@ -100,6 +100,7 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
     sys.path.insert(0, str(REPO))
     from netdyn.figures.predict import plot_tau_summary
     from netdyn.predict.compare import classification_metrics, paired_differences
+    from netdyn.models import architecture_label
     from netdyn.predict.metrics import LEVEL
 
     pcfg = cfg.get("predict", {})
@@ -151,6 +152,10 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
                "config_file": prov["config_file"], "epochs": cfg["training"]["epochs"],
                "batch_size": cfg["training"].get("batch_size"),
                "learning_rates": cfg["hyperparameters"]["learning_rate"],
+               "learning_rates_own": {architecture_label(a["name"], a.get("depth"), a.get("batchnorm")):
+                                      a["hyperparameters"]["learning_rate"]
+                                      for a in cfg["architectures"]
+                                      if "learning_rate" in a.get("hyperparameters", {})},
                "seeds": cfg["seeds"], "widths": cfg["widths"], "train_widths": pcfg.get("train_widths"),
                "feature_sets": sets, "table_window": TABLE_WINDOW, "paper_window": PAPER_WINDOW, "chance": CHANCE,
                "population": pop, "metrics": met, "paired": pr, "classification": cl,
@@ -243,6 +248,16 @@ def _stronger_baseline(s, arch, split, window):
     return max(c, key=lambda x: x["tau"])["feature_set"] if c else None
 
 
+def _lrs(values) -> str:
+    return ", ".join(f"{x:g}" for x in values)
+
+
+def _own_lrs(s) -> str:
+    """The architectures that train on their own learning rates (config `architectures[i].hyperparameters`)."""
+    own = s.get("learning_rates_own") or {}
+    return "".join(f" ({ARCH.get(a, a)}: {_lrs(v)})" for a, v in own.items())
+
+
 def render_study(src) -> str:
     s = src.data
     rt = s.get("run_time") or {}
@@ -251,7 +266,7 @@ def render_study(src) -> str:
                     f"{p['final_max']:.2f} (median {p['final_median']:.2f}; {p['near_chance']} below {s['chance']:g})"
                     for p in sorted(s["population"], key=lambda p: _archs(s).index(p["arch"])))
     lines = [f"Evidence study `{s['config_file']}` (digits, offline): widths {', '.join(map(str, s['widths']))} × "
-             f"learning rates {', '.join(f'{x:g}' for x in s['learning_rates'])} × seeds "
+             f"learning rates {_lrs(s['learning_rates'])}{_own_lrs(s)} × seeds "
              f"{', '.join(map(str, s['seeds']))}, batch {s['batch_size']}, {s['epochs']} epochs; {pop}. "
              f"Transfer models are fitted on width {', '.join(map(str, s['train_widths']))} and tested on the wider "
              f"runs; within-width models by grouped 5-fold CV over configurations (one model pooled over widths). "

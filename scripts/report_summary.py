@@ -49,6 +49,9 @@ def config_table(config: dict, windows: list) -> pd.DataFrame:
             ("epochs", tr["epochs"]), ("batch size", tr["batch_size"]),
             ("prediction windows E (epochs)", _values(windows)),
             ("feature sets", _values(pr["feature_sets"])), ("train widths (transfer)", _values(pr["train_widths"]))]
+    names = {"learning_rate": "learning rates", "dropout": "dropout", "weight_decay": "weight decay"}
+    for label, arch in zip(archs, config["architectures"]):
+        rows += [(f"{names[key]} ({label})", _values(values)) for key, values in arch.get("hyperparameters", {}).items()]
     for stage in ("modularity", "cmd"):
         rows.append((f"{stage} stage", "on" if config.get(stage, {}).get("enabled") else "off"))
     pruning = config.get("modularity", {}).get("pruning", {})

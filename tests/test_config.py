@@ -76,6 +76,11 @@ BAD_CONFIGS = {
     "zero learning rate": (_set("hyperparameters.learning_rate", [0]), "hyperparameters.learning_rate[0]"),
     "dropout 1.0": (_set("hyperparameters.dropout", [0.0, 1.0]), "hyperparameters.dropout[1]"),
     "negative weight decay": (_set("hyperparameters.weight_decay", [-1e-4]), "hyperparameters.weight_decay[0]"),
+    "negative learning rate of one architecture": (_arch(2, hyperparameters={"learning_rate": [1.0, -1.0]}),
+                                                   "architectures[2].hyperparameters.learning_rate[1]"),
+    "empty learning rates of one architecture": (_arch(1, hyperparameters={"learning_rate": []}),
+                                                 "architectures[1].hyperparameters.learning_rate"),
+    "unknown hyperparameter of one architecture": (_arch(2, hyperparameters={"momentum": [0.9]}), "momentum"),
     "missing training.epochs": (_del("training.epochs"), "training.epochs"),
     "missing learning_rate": (_del("hyperparameters.learning_rate"), "hyperparameters.learning_rate"),
     "epochs 0": (_set("training.epochs", 0), "training.epochs"),
@@ -109,7 +114,7 @@ BAD_CONFIGS = {
 }
 
 
-UNEXPECTED_KEYS = {"bogus_key", "learning_rate"}  # keys that must not be there: named as found
+UNEXPECTED_KEYS = {"bogus_key", "learning_rate", "momentum"}  # keys that must not be there: named as found
 
 
 @pytest.mark.parametrize("edit, key", list(BAD_CONFIGS.values()), ids=list(BAD_CONFIGS))
@@ -191,6 +196,21 @@ def test_expand_grid_is_the_full_product(make_config):
     assert all(r.depth is None and r.batchnorm is None for r in runs if r.arch == "lenet")
 
 
+def test_an_architecture_trains_on_its_own_hyperparameter_lists(make_config):
+    """`architectures[i].hyperparameters` replaces the shared lists of the same name for that architecture only."""
+    config = validate_config(make_config(
+        architectures=[{"name": "lenet"},
+                       {"name": "resnet", "depth": 8, "hyperparameters": {"learning_rate": [1.0, 3.0, 0.1]}}],
+        widths=[1, 2], hyperparameters={"learning_rate": [0.01, 0.1], "weight_decay": [0.0, 1e-4]}, seeds=[0]))
+    runs = expand_grid(config)
+    by_arch = {a: {(r.learning_rate, r.weight_decay, r.width) for r in runs if r.arch_label == a}
+               for a in ("lenet", "resnet8")}
+    assert by_arch["lenet"] == set(itertools.product([0.01, 0.1], [0.0, 1e-4], [1, 2]))
+    assert by_arch["resnet8"] == set(itertools.product([1.0, 3.0, 0.1], [0.0, 1e-4], [1, 2]))  # wd still shared
+    assert len(runs) == 8 + 12
+    assert "resnet8-digits-w2-lr3-do0-wd0.0001-s0" in [r.run_id for r in runs]
+
+
 def test_run_ids_unique_path_safe_and_stable(make_config):
     runs = expand_grid(_grid_config(make_config))
     ids = [r.run_id for r in runs]
@@ -240,6 +260,18 @@ def test_shipped_configs_load(repo_root):
     default = load_config(repo_root / "config" / "config.yaml")
     paper = load_config(repo_root / "config" / "paper.yaml")
     assert expand_grid(default) and expand_grid(paper)
+
+
+def test_thread_stability_config_differs_from_the_evidence_study_only_in_threads(repo_root):
+    """scripts/evidence_compare.py reads every difference between the two studies as float rounding."""
+    ev = load_config(repo_root / "config" / "evidence.yaml")
+    t2 = load_config(repo_root / "config" / "evidence_threads2.yaml")
+    assert (ev["training"]["threads"], t2["training"]["threads"]) == (1, 2)
+    assert [r.to_dict() for r in expand_grid(t2)] == [r.to_dict() for r in expand_grid(ev)]
+    for c in (ev, t2):
+        c["training"].pop("threads"), c.pop("study"), c.pop("modularity"), c.pop("cmd")
+    ev["predict"]["feature_sets"] = [fs for fs in ev["predict"]["feature_sets"] if fs not in ("modularity", "cmd")]
+    assert t2 == ev
 
 
 def test_default_config_size(repo_root):
