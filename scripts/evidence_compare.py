@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def main(argv=None) -> int:
               "final_acc_identical": int((d == 0).sum()),
               **compare(met[a.study], met[a.other]),
               **verdicts(pred[a.study], pred[a.other], met[a.study], met[a.other])}
+    times = {s: REPO / "results" / s / "run_time.json" for s in t}  # scripts/evidence_run.sh
+    result["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                      text=True).stdout.strip()
+    result["run_time"] = {s: json.loads(f.read_text()).get("summary") for s, f in times.items() if f.exists()}
     ctrl = REPO / "results" / a.control / "runs"
     if ctrl.exists():  # the same runs, one thread, today's trainer: byte-identical curves or not
         same = [(ctrl / r / "curves.csv").read_bytes() == (REPO / "results" / a.study / "runs" / r / "curves.csv")

@@ -5,6 +5,8 @@
 # .venv/bin/python scripts/evidence.py --readme-only to regenerate README's prediction section from it.
 #   bash scripts/evidence_run.sh                      # config/evidence.yaml -> evidence/digits_evidence
 #   bash scripts/evidence_run.sh config/x.yaml x      # another config and study name
+#   bash scripts/evidence_run.sh config/evidence_threads2.yaml evidence_threads2 --run-only
+#                                                     # only the timed run (a study scripts/evidence_compare.py reads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config="${1:-config/evidence.yaml}"
@@ -39,5 +41,6 @@ rec["summary"] = (f"{rec['wall_s'] / 60:.0f} min wall on {rec['cores']} cores ({
                   + (f"; the study exited {rc} after its prediction tables were written." if rc else "."))
 json.dump(rec, open(f"results/{study}/run_time.json", "w"), indent=1)
 PY
+[ "${3:-}" = "--run-only" ] && exit 0
 .venv/bin/python scripts/evidence_stability.py --study "$study" --config "$config"
 .venv/bin/python scripts/evidence.py --study "$study" --config "$config"
