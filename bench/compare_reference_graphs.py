@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import io
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from netdyn.graphs import rolled_edge_arrays, rolled_graph  # noqa: E402
+from netdyn.machine import describe  # noqa: E402
 from netdyn.models import build_model  # noqa: E402
 
 MODELS = {  # name: build_model kwargs (CIFAR-sized inputs, as their code assumes)
@@ -72,12 +72,8 @@ def _blob_sha(path: Path) -> str:
 
 
 def _machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     import networkx
-    return {"platform": platform.platform(), "cpu": cpu, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "networkx": networkx.__version__}
+    return {**describe(), "numpy": np.__version__, "networkx": networkx.__version__}
 
 
 def _their_function(nn_code: Path):

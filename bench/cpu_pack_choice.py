@@ -5,7 +5,6 @@ of config/config.yaml) trained packed vs one after another, per architecture and
 """
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -15,6 +14,7 @@ import torch
 
 from netdyn.config import expand_grid, validate_config
 from netdyn.data import load_dataset
+from netdyn.machine import describe
 from netdyn.train import train_runs
 
 torch.set_num_threads(1)
@@ -41,11 +41,8 @@ for arch in ARCHS:
                      "packed_over_one_at_a_time": round(seconds["always"] / seconds["never"], 3)})
         print(rows[-1], flush=True)
 total = {k: round(sum(r[k] for r in rows), 2) for k in ("seconds_one_at_a_time", "seconds_packed")}
-CPU_MODEL = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
 result = {"benchmark": __doc__.strip().splitlines()[0], "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": {
-    "platform": platform.platform(), "node": platform.node(), "cpu_model": CPU_MODEL, "cpu_count": os.cpu_count(),
-    "torch": torch.__version__, "threads": 1, "loadavg_start": LOAD_START, "loadavg_end": os.getloadavg()},
+    **describe("cpu"), "threads": 1, "loadavg_start": LOAD_START, "loadavg_end": os.getloadavg()},
     "rows": rows, "total": total}
 Path("bench/results/cpu_pack_choice.json").write_text(json.dumps(result, indent=1))
 print("total", total)

@@ -26,7 +26,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -43,6 +42,7 @@ from graph_tool import spectral  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from netdyn import graphs as G  # noqa: E402
+from netdyn.machine import describe  # noqa: E402
 from netdyn.models import build_model  # noqa: E402
 
 SNAPSHOTS = 3
@@ -90,10 +90,7 @@ def timed(fn, *args):
 
 def machine_info() -> dict:
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
+        **describe(),
         "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
         "graph_tool": gt.__version__.split()[0], "networkx": nx.__version__, "torch": torch.__version__,
         "threads": THREADS, "graph_tool_openmp": gt.openmp_enabled(),

@@ -33,8 +33,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -47,6 +45,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from netdyn.machine import describe  # noqa: E402
 from netdyn.models import build_model  # noqa: E402
 from netdyn.modularity import graph_modularity, knn_graph, knn_modularity, layer_outputs  # noqa: E402
 from netdyn.modularity import modularity_curve  # noqa: E402
@@ -140,13 +139,6 @@ def timed_pair(fn_ours, fn_dense, repeats: int) -> tuple[tuple, tuple]:
     return out[0], out[1]
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -187,11 +179,8 @@ def machine_info(device: torch.device) -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {
-        "platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        **describe(device), "numpy": np.__version__,
         "networkx": nx.__version__, "graph_tool": graph_tool.__version__, "threads": torch.get_num_threads(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "commit": git("rev-parse", "--short", "HEAD"),
         "tree_clean_for_benchmarked_paths": git("status", "--porcelain", "--", "netdyn/modularity",
                                                 "bench/modularity.py") == "",

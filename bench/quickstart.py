@@ -15,14 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from netdyn.machine import describe  # noqa: E402
 
 
 def timed(cmd: list[str], cwd: Path, log: Path) -> dict:
@@ -58,9 +60,7 @@ def main(argv=None) -> None:
     result = {
         "benchmark": "quickstart", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "cpu_model": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                                       if ln.startswith("model name")), platform.processor())},
+        "machine": describe(),
         "steps": steps,
         "note": "setup makes a fresh .venv (pip from requirements.lock); Debian packages were already installed",
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
+import sys
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,19 +22,13 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from netdyn.machine import describe, one_line  # noqa: E402
 TABLES = ["cmd.csv", "cmd_epochs.csv", "modularity_plateaus.csv", "pruning.csv", "pruning_summary.csv"]
 
 
 def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    import os
-
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -102,7 +96,7 @@ def main(argv=None) -> int:
     dirty = _git("status", "--porcelain", "--", "netdyn", "scripts", "workflow", "Snakefile")
     summary = {
         "what": "the default study (config/config.yaml) run end to end; numbers README cites",
-        "commit": _git("rev-parse", "HEAD"), "uncommitted_changes": bool(dirty), "machine": machine(),
+        "commit": _git("rev-parse", "HEAD"), "uncommitted_changes": bool(dirty), "machine": one_line(describe()),
         "config_sha256": hashlib.sha256(a.config.read_bytes()).hexdigest(), "wall_seconds": a.wall_seconds,
         "note": a.note,
         "cmd": cmd_summary(tables), "modularity": modularity_summary(tables), "pruning": pruning_summary(tables),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import platform
 from pathlib import Path
 
 import torch
 import yaml
+
+from netdyn.machine import describe
 
 from .common import loadavg
 
@@ -48,25 +47,7 @@ def device_peaks(device_name: str, goals: dict) -> dict | None:
 def machine_info(device: torch.device, label: str | None) -> dict:
     import torchvision
 
-    cpu_model = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    info = {"label": label, "platform": platform.platform(), "node": platform.node(),
-            "python": platform.python_version(), "cpu_model": cpu_model, "cpu_count": os.cpu_count(),
-            "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "torch_threads": torch.get_num_threads(), "cuda_version": torch.version.cuda, "device": str(device),
-            "loadavg_start": loadavg()}
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info.update(device_name=torch.cuda.get_device_name(device), gpu_memory_bytes=props.total_memory,
-                    multiprocessors=props.multi_processor_count, cudnn=torch.backends.cudnn.version())
-    else:
-        info["device_name"] = cpu_model
-    return info
+    return {"label": label, **describe(device), "torchvision": torchvision.__version__, "loadavg_start": loadavg()}
 
 
 def write_json(result: dict, out: Path | None) -> None:
