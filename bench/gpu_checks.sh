@@ -12,6 +12,8 @@
 #   $OUT/paper_projection_cuda_<gpu>.json  step 2: projected hours of config/paper.yaml on this device, at the
 #                                    config's precision (tf32), or at $PROJ_PRECISION when set (e.g. bf16)
 #   $OUT/modularity_<tag>.json       step 0: the modularity stage per snapshot against the dense/networkx style
+#   $OUT/pack_memory_<tag>.json      step 0b: per paper-grid block, pack size from the estimate and from the
+#                                    measured line (probe steps at K = 1, 2), checked by a step at that size
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/.
 #
@@ -37,6 +39,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     PROJ=(--proj-warmup 1 --proj-steps 2 --proj-eval-images 64 --config-grace 5 --proj-blocks lenet:1 vgg11bn:1)
     PROJ_BUDGET_CAP=25
     MOD=(--n 200 --repeats 1)
+    PACKMEM=(--blocks 1)
 else
     OUT="${OUT:-bench/results}"
     DEVICE=cuda
@@ -46,12 +49,13 @@ else
             PY=.venv/bin/python
         fi
     fi
-    # modularity <= 90 s first; main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
+    # modularity <= 90 s and pack memory <= 60 s first; main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
     TABLE=(--archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 10000 --test-images 256 --workers 4
            --time-budget 150 --config-grace 15 --profile-steps 10 --precisions bf16 fp32 --precision-budget 60)
     PROJ=(--proj-warmup 5 --proj-steps 30 --proj-eval-images 2048 --config-grace 15)
     PROJ_BUDGET_CAP=400
     MOD=(--n 2000 --repeats 3)
+    PACKMEM=()
 fi
 mkdir -p "$OUT"
 LOG="$OUT/gpu_log.txt"
@@ -69,6 +73,10 @@ fi
 # 0. the modularity stage per snapshot (issue 11: one VGG snapshot at N = 2000 under a second on a GPU)
 timeout 90 "$PY" bench/modularity.py --device "$DEVICE" "${MOD[@]}" --out "$OUT/modularity_$TAG.json"
 echo "== step 0 (modularity): exit $? after ${SECONDS}s"
+
+# 0b. pack sizes of the paper grid from estimated against measured memory (issue 13), <= 60 s
+timeout 60 "$PY" bench/pack_memory.py --device "$DEVICE" "${PACKMEM[@]}" --out "$OUT/pack_memory_$TAG.json"
+echo "== step 0b (pack memory): exit $? after ${SECONDS}s"
 
 # 1. main table and precision variants
 timeout 265 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \

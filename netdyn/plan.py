@@ -3,6 +3,8 @@ memory and on disk, known before anything is trained."""
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import torch
 
@@ -11,6 +13,8 @@ from .data import DatasetInfo
 from .member import init_model, model_kwargs
 from .models import build_model
 from .rundir import snapshots_per_run
+
+log = logging.getLogger(__name__)
 
 
 def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
@@ -40,10 +44,77 @@ def member_memory_bytes(spec: RunSpec, info: DatasetInfo) -> int:
     return weights + act_itemsize * 3 * acts * spec.batch_size
 
 
+MEMORY_SHARE = 0.5  # of the free device memory a pack may fill (cuDNN workspaces and the allocator's slack need the rest)
+PROBE_PACKS = (1, 2)  # pack sizes whose measured peaks give the line peak = fixed + per_member * K
+
+
+def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) -> None:
+    """One training step (forward, loss, backward, momentum buffers) and one test forward of a pack of `k` fresh
+    members of `spec`'s kind on random data: what a pack of that size holds at its peak in PackTrainer."""
+    from torch.nn import functional as F
+
+    from .packed import pack_models
+    from .precision import autocast
+
+    model = pack_models([init_model(spec, info) for _ in range(k)], [spec.seed] * k).to(device).train()
+    dtype = next(model.parameters()).dtype
+    buffers = [torch.zeros_like(p) for p in model.parameters()]  # noqa: F841 - held like PackTrainer's momentum
+    size, channels = info.image_size, info.in_channels
+    x = torch.randn(spec.batch_size, k * channels, size, size, device=device, dtype=dtype)
+    y = torch.randint(0, info.num_classes, (k, spec.batch_size), device=device)
+    with autocast(spec.precision, device):
+        loss = F.cross_entropy(model(x).transpose(1, 2), y)
+    loss.backward()
+    with torch.no_grad(), autocast(spec.precision, device):  # train.evaluate: 16384 images over the K members
+        b = min(max(64, 16384 // k), info.n_test or 16384)
+        model.eval()(torch.randn(b, k * channels, size, size, device=device, dtype=dtype))
+
+
+def measured_pack_line(spec: RunSpec, info: DatasetInfo, device: torch.device) -> tuple[float, float]:
+    """(fixed, per_member) bytes of the line through the measured peak device memory of `pack_step` at the
+    PROBE_PACKS sizes (CUDA only: the caching allocator's peak statistics)."""
+    peaks = []
+    for k in PROBE_PACKS:
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        pack_step(spec, info, device, k)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+    (k1, k2), (p1, p2) = PROBE_PACKS, peaks
+    per_member = max((p2 - p1) / (k2 - k1), 1.0)
+    return p1 - per_member * k1, per_member
+
+
+def capacity(fixed: float, per_member: float, budget: float) -> int:
+    """The largest pack size K with fixed + per_member * K within `budget` bytes; at least 1."""
+    return max(1, int((budget - fixed) // per_member))
+
+
+def pack_capacity(spec: RunSpec, info: DatasetInfo, device: torch.device, memory: str = "estimate") -> int:
+    """How many members of `spec`'s kind one pack on the CUDA `device` may hold: MEMORY_SHARE of the free memory
+    over the per-member estimate (`estimate`), or over the line measured by a probe step (`measured`; falls
+    back to the estimate, saying so, where the probe itself runs out of memory)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = MEMORY_SHARE * free
+    if memory == "measured":
+        try:
+            fixed, per_member = measured_pack_line(spec, info, device)
+            k = capacity(fixed, per_member, budget)
+            log.info("pack size for %s: %d (measured %.0f MiB + %.1f MiB per member; %.0f MiB free)",
+                     spec.pack_key, k, fixed / 2**20, per_member / 2**20, free / 2**20)
+            return k
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            log.warning("pack size for %s: the probe step ran out of memory; using the estimate", spec.pack_key)
+    return capacity(0, member_memory_bytes(spec, info), budget)
+
+
 def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pack: str,
-              resume_epochs: dict[str, int]) -> list[list[RunSpec]]:
+              resume_epochs: dict[str, int], memory: str = "estimate") -> list[list[RunSpec]]:
     """Split a job's runs into packs: where config.packs_runs says so, runs that share a pack key and resume
-    epoch are packed, on a GPU as many as fit in about half the free memory; otherwise every run trains alone."""
+    epoch are packed, on a GPU as many as `pack_capacity` allows; otherwise every run trains alone."""
     by_key: dict[tuple, list[RunSpec]] = {}
     for s in specs:
         by_key.setdefault((s.pack_key, resume_epochs.get(s.run_id, 0)), []).append(s)
@@ -53,10 +124,7 @@ def pack_plan(specs: list[RunSpec], info: DatasetInfo, device: torch.device, pac
         if not use_pack:
             packs += [[s] for s in group]
             continue
-        cap = len(group)
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            cap = max(1, int(0.5 * free // member_memory_bytes(group[0], info)))
+        cap = pack_capacity(group[0], info, device, memory) if device.type == "cuda" else len(group)
         packs += [group[i:i + cap] for i in range(0, len(group), cap)]
     return packs
 

@@ -301,8 +301,10 @@ class PackTrainer:
 
 
 def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu", data_root: str | Path = "data",
-               download: bool = False, pack: str = "auto", study: dict | None = None) -> list[dict]:
-    """Train (or resume, or skip if finished) every run in `specs`; returns their result records."""
+               download: bool = False, pack: str = "auto", study: dict | None = None,
+               pack_memory: str = "estimate") -> list[dict]:
+    """Train (or resume, or skip if finished) every run in `specs`; returns their result records.
+    `pack` and `pack_memory` are the config's training keys of those names (see netdyn.plan.pack_plan)."""
     out_dir = Path(out_dir)
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -327,7 +329,7 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
             dtype = getattr(torch, group[0].dtype)
             train_d = ImageData(train.x.to(dev, dtype), train.y.to(dev))
             test_d = ImageData(test.x.to(dev, dtype), test.y.to(dev))
-            for members in pack_plan(group, info, dev, pack, resume_epochs):
+            for members in pack_plan(group, info, dev, pack, resume_epochs, pack_memory):
                 log.info("training %d run(s) together on %s: %s", len(members), dev,
                          ", ".join(s.run_id for s in members))
                 PackTrainer(members, train_d, test_d, info, out_dir, dev, study).fit()

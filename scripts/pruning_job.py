@@ -21,6 +21,7 @@ plan = pruning_plan([RunSpec.from_dict(r) for r in sm.params.grid], pd.read_csv(
                     pd.read_csv(sm.input.plateaus, keep_default_na=False), arch_label=sm.wildcards.arch,
                     dataset=sm.wildcards.dataset, seeds=sm.params.seeds, control_seed=sm.params.control_seed)
 record = run_pruning(plan, sm.params.out_dir, device=sm.params.device, data_root=settings["data"]["root"],
-                     download=settings["data"]["download"], pack=settings["training"]["pack"], study=settings)
+                     download=settings["data"]["download"], pack=settings["training"]["pack"],
+                     pack_memory=settings["training"]["pack_memory"], study=settings)
 with open(sm.output[0], "w") as f:
     json.dump(record, f, indent=1)

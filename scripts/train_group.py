@@ -17,6 +17,7 @@ torch.set_num_threads(sm.threads)
 settings = sm.params.settings  # the config's training-relevant part, recorded in each run's config.json
 results = train_runs([RunSpec.from_dict(r) for r in sm.params.runs], sm.params.out_dir, device=sm.params.device,
                      data_root=settings["data"]["root"], download=settings["data"]["download"],
-                     pack=settings["training"]["pack"], study=settings)
+                     pack=settings["training"]["pack"], pack_memory=settings["training"]["pack_memory"],
+                     study=settings)
 with open(sm.output.group, "w") as f:
     json.dump({"group": sm.params.group, "runs": results}, f, indent=1)

@@ -127,3 +127,25 @@ def test_cluster_projection_schedules_jobs_longest_first_and_splits_blocks_into_
     p["rows"].append({"packs": [{"k": 72, "source": "not measured"}]})
     partial = cluster_projection(p, 2)
     assert partial["jobs_not_timed"] == 1 and partial["lower_bound_only"] and partial["hours"] == pytest.approx(9)
+
+
+def test_pack_memory_bench_dry_run_on_the_cpu(tmp_path, repo_root, child_env):
+    """bench/pack_memory.py as bench/gpu_checks.sh's dry run calls it: the probe steps of the paper grid's first
+    block run; the estimate it records is the planner's."""
+    import subprocess
+    import sys
+
+    from netdyn.config import expand_grid
+    from netdyn.data import dataset_info
+    from netdyn.plan import member_memory_bytes
+
+    out = tmp_path / "pack_memory.json"
+    subprocess.run([sys.executable, "bench/pack_memory.py", "--device", "cpu", "--blocks", "1", "--out", str(out)],
+                   cwd=repo_root, env=child_env, check=True, capture_output=True, timeout=300)
+    result = json.loads(out.read_text())
+    (row,) = result["blocks"]
+    assert row["probe_steps_ran"] == [1, 2] and result["machine"]["device"] == "cpu"
+    cfg, _ = P.load_study(repo_root / "config" / "paper.yaml")
+    spec = next(s for s in expand_grid(cfg) if (s.arch_label, s.dataset, s.width) == (row["arch"], row["dataset"],
+                                                                                        row["width"]))
+    assert row["est_member_bytes"] == member_memory_bytes(spec, dataset_info(spec.dataset, spec.image_size))

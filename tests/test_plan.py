@@ -1,15 +1,17 @@
-"""netdyn.plan.member_memory_bytes: the per-member estimate behind GPU pack sizes."""
+"""netdyn.plan: the per-member estimate and the measured line behind GPU pack sizes."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
+import torch
 
 from netdyn.data import dataset_info
 from netdyn.member import model_kwargs
 from netdyn.models import build_model
-from netdyn.plan import member_memory_bytes
+from netdyn import plan
+from netdyn.plan import PROBE_PACKS, member_memory_bytes, pack_step
 
 
 @pytest.mark.parametrize("arch, size", [("vgg11bn", 8), ("resnet8", 8), ("lenet", 16)])
@@ -35,3 +37,66 @@ def test_activations_scale_with_the_batch_and_halve_under_bf16(make_spec):
     fixed16 = member_memory_bytes(bf16, info) - acts16
     params = fixed32 // 16
     assert fixed16 == fixed32 + 2 * params
+
+
+# --------------------------------------------------------------------------------------------------------
+# pack sizes from measured memory (training.pack_memory: measured). The peaks come from CUDA's allocator, so
+# the CPU tests run the probe step itself for real and give the allocator's counters from a planted line.
+
+@pytest.mark.parametrize("arch", ["lenet", "vgg11bn", "resnet8"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_probe_step_runs_for_every_architecture_and_precision(make_spec, arch, precision):
+    spec = dataclasses.replace(make_spec(arch, dtype="float32"), precision=precision)
+    info = dataset_info("digits", spec.image_size)
+    for k in PROBE_PACKS:
+        pack_step(spec, info, torch.device("cpu"), k)
+
+
+class _FakeAllocator:
+    """torch.cuda's counters for a pack whose peak is fixed + per_member * K above what was allocated before."""
+
+    def __init__(self, monkeypatch, fixed, per_member, before=1000):
+        self.peak = 0
+        for name in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+            monkeypatch.setattr(torch.cuda, name, lambda *a, **k: None)
+        monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: before)
+        monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: self.peak)
+        monkeypatch.setattr(plan, "pack_step", lambda spec, info, device, k: setattr(
+            self, "peak", before + fixed + per_member * k))
+
+
+def test_measured_line_is_the_probe_peaks_above_what_was_there(monkeypatch, make_spec):
+    _FakeAllocator(monkeypatch, fixed=300, per_member=50)
+    spec = make_spec("lenet")
+    assert plan.measured_pack_line(spec, dataset_info("digits", spec.image_size), torch.device("cuda")) == (300, 50)
+
+
+def test_capacity_is_the_largest_pack_within_the_budget():
+    assert plan.capacity(300, 50, 1000) == 14  # 300 + 50 * 14 = 1000
+    assert plan.capacity(300, 50, 999) == 13
+    assert plan.capacity(300, 50, 100) == 1  # not even one fits: one member, and CUDA will say if it fails
+
+
+def test_pack_capacity_measured_uses_half_the_free_memory_and_falls_back_on_a_probe_oom(monkeypatch, make_spec):
+    spec = make_spec("lenet")
+    info = dataset_info("digits", spec.image_size)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (10_000, 80_000))
+    _FakeAllocator(monkeypatch, fixed=1000, per_member=400)
+    assert plan.pack_capacity(spec, info, torch.device("cuda"), "measured") == 10  # (0.5 * 10000 - 1000) // 400
+    monkeypatch.setattr(plan, "member_memory_bytes", lambda spec, info: 1000)
+    assert plan.pack_capacity(spec, info, torch.device("cuda"), "estimate") == 5
+
+    def oom(*a):
+        raise torch.cuda.OutOfMemoryError("probe")
+    monkeypatch.setattr(plan, "measured_pack_line", oom)
+    assert plan.pack_capacity(spec, info, torch.device("cuda"), "measured") == 5
+
+
+def test_pack_plan_splits_a_gpu_job_by_the_capacity_of_the_chosen_sizing(monkeypatch, make_spec):
+    specs = [make_spec("lenet", seed=s) for s in range(5)]
+    info = dataset_info("digits", specs[0].image_size)
+    seen = []
+    monkeypatch.setattr(plan, "pack_capacity", lambda spec, info, device, memory: seen.append(memory) or 2)
+    packs = plan.pack_plan(specs, info, torch.device("cuda"), "auto", {}, "measured")
+    assert [len(p) for p in packs] == [2, 2, 1] and seen == ["measured"]
+    assert [s.seed for p in packs for s in p] == list(range(5))
