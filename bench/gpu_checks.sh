@@ -14,6 +14,8 @@
 #   $OUT/modularity_<tag>.json       step 0: the modularity stage per snapshot against the dense/networkx style
 #   $OUT/pack_memory_<tag>.json      step 0b: per paper-grid block, pack size from the estimate and from the
 #                                    measured line (probe steps at K = 1, 2), checked by a step at that size
+#   $OUT/epoch_overhead_<tag>.json   step 0c: a LeNet pack's wall time split into steps, evaluation, snapshots,
+#                                    curves and checkpoints (cProfile)
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/.
 #
@@ -40,6 +42,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     PROJ_BUDGET_CAP=25
     MOD=(--n 200 --repeats 1)
     PACKMEM=(--blocks 1)
+    EO_K=4
 else
     OUT="${OUT:-bench/results}"
     DEVICE=cuda
@@ -49,7 +52,7 @@ else
             PY=.venv/bin/python
         fi
     fi
-    # modularity <= 90 s and pack memory <= 60 s first; main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
+    # modularity <= 90 s, pack memory <= 60 s and epoch overhead <= 45 s first; main table 150 s + 15 s grace, precision variants 60 s + 15 s (bf16 first), start-up and data ~20 s: <= 265 s
     TABLE=(--archs lenet vgg --widths 1 4 --ks 1 8 32 128 --images 10000 --test-images 256 --workers 4
            --time-budget 150 --config-grace 15 --profile-steps 10 --precisions bf16 fp32 --precision-budget 60)
     PROJ=(--proj-warmup 5 --proj-steps 30 --proj-eval-images 2048 --config-grace 15)
@@ -77,6 +80,10 @@ echo "== step 0 (modularity): exit $? after ${SECONDS}s"
 # 0b. pack sizes of the paper grid from estimated against measured memory (issue 13), <= 60 s
 timeout 60 "$PY" bench/pack_memory.py --device "$DEVICE" "${PACKMEM[@]}" --out "$OUT/pack_memory_$TAG.json"
 echo "== step 0b (pack memory): exit $? after ${SECONDS}s"
+
+# 0c. where a LeNet pack's time goes besides the steps (evaluation, snapshots, curves, checkpoints), <= 45 s
+timeout 45 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "${EO_K:-128}" --out "$OUT/epoch_overhead_$TAG.json"
+echo "== step 0c (epoch overhead): exit $? after ${SECONDS}s"
 
 # 1. main table and precision variants
 timeout 265 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \

@@ -149,3 +149,18 @@ def test_pack_memory_bench_dry_run_on_the_cpu(tmp_path, repo_root, child_env):
     spec = next(s for s in expand_grid(cfg) if (s.arch_label, s.dataset, s.width) == (row["arch"], row["dataset"],
                                                                                         row["width"]))
     assert row["est_member_bytes"] == member_memory_bytes(spec, dataset_info(spec.dataset, spec.image_size))
+
+
+def test_epoch_overhead_bench_splits_the_wall_time(tmp_path, repo_root, child_env):
+    """bench/epoch_overhead.py: every part ran, and the parts are disjoint (no part holds another), so the steps,
+    the wall time less the other parts, stay positive."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "eo.json"
+    subprocess.run([sys.executable, "bench/epoch_overhead.py", "--device", "cpu", "--k", "2", "--epochs", "1",
+                    "--out", str(out)], cwd=repo_root, env=child_env, check=True, capture_output=True, timeout=300)
+    r = json.loads(out.read_text())
+    parts = r["seconds"]
+    assert set(parts) > {"evaluation", "trajectory snapshots", "learning curves", "checkpoints"}
+    assert all(v > 0 for v in parts.values()), parts

@@ -1,0 +1,85 @@
+"""Where a packed training job's time goes besides the SGD steps: evaluation, trajectory snapshots, learning
+curves and checkpoints (issue 13: "evaluation and snapshots off the hot path"), measured with cProfile.
+
+    python bench/epoch_overhead.py --device cpu --k 64 --out bench/results/epoch_overhead_cpu.json
+
+Trains K LeNet runs (width 1, digits at 16 px, batch 128, one snapshot per epoch) as one pack through
+netdyn.train.train_runs and splits the wall time by the cumulative time of the functions that do each part; the steps are the rest.
+On a GPU the steps are asynchronous: the split then shows host time, and the step kernels' time lands in
+whichever part synchronises next (usually evaluation). Its ratio column is each part over the steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from netdyn.config import expand_grid, validate_config  # noqa: E402
+from netdyn.machine import describe  # noqa: E402
+from netdyn.train import train_runs  # noqa: E402
+
+PARTS = {  # part: the functions (file suffix, name) whose cumulative time it is; none calls another of them
+    "evaluation": [("netdyn/train.py", "evaluate")],
+    "trajectory snapshots": [("netdyn/trajectory.py", "append_row"), ("netdyn/train.py", "_member_rows")],
+    "learning curves": [("netdyn/rundir/files.py", "write_curves")],
+    "checkpoints": [("netdyn/train.py", "_save_checkpoint")],
+    "opening and finishing runs": [("netdyn/member.py", "open_member"), ("netdyn/member.py", "finish")],
+}
+STEPS = "steps and the rest (forward, backward, SGD, augmentation, loop)"
+
+
+def _cumulative(stats: pstats.Stats, file_suffix: str, func: str) -> float:
+    return sum(ct for (path, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items()
+               if path.endswith(file_suffix) and name == func)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    cfg = validate_config({
+        "study": "epoch_overhead", "device": a.device, "data": {"image_size": 16}, "datasets": ["digits"],
+        "architectures": [{"name": "lenet"}], "widths": [1], "seeds": [0],
+        "hyperparameters": {"learning_rate": [round(0.001 * (i + 1), 6) for i in range(a.k)]},
+        "training": {"epochs": a.epochs, "batch_size": 128, "dtype": "float32", "pack": "always"}})
+    specs = expand_grid(cfg)
+    with tempfile.TemporaryDirectory() as out:
+        prof = cProfile.Profile()
+        t = time.perf_counter()
+        prof.enable()
+        train_runs(specs, out, device=a.device, pack="always")
+        if a.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        prof.disable()
+        wall = time.perf_counter() - t
+    stats = pstats.Stats(prof)
+    parts = {part: round(sum(_cumulative(stats, p, f) for p, f in fs), 3) for part, fs in PARTS.items()}
+    steps = round(wall - sum(parts.values()), 3)
+    parts = {STEPS: steps, **parts}
+    result = {"benchmark": "epoch_overhead", "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+              "settings": {"arch": "lenet", "width": 1, "dataset": "digits", "image_size": 16, "k": a.k,
+                           "epochs": a.epochs, "batch_size": 128, "snapshots_per_run": a.epochs + 1},
+              "machine": describe(a.device), "wall_s": round(wall, 3), "seconds": parts,
+              "share_of_wall": {p: round(v / wall, 3) for p, v in parts.items()},
+              "over_steps": {p: round(v / steps, 3) for p, v in parts.items()} if steps else None}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
