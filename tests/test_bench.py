@@ -164,3 +164,15 @@ def test_epoch_overhead_bench_splits_the_wall_time(tmp_path, repo_root, child_en
     parts = r["seconds"]
     assert set(parts) > {"evaluation", "trajectory snapshots", "learning curves", "checkpoints"}
     assert all(v > 0 for v in parts.values()), parts
+
+
+def test_evidence_gpu_bench_trains_the_evidence_grid(tmp_path, repo_root, child_env):
+    """bench/evidence_gpu.py as the dry run calls it: the evidence study's first runs train to the end."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "e.json"
+    subprocess.run([sys.executable, "bench/evidence_gpu.py", "--device", "cpu", "--runs", "1", "--out", str(out)],
+                   cwd=repo_root, env=child_env, check=True, capture_output=True, timeout=300)
+    r = json.loads(out.read_text())
+    assert (r["runs"], r["runs_complete"]) == (1, 1) and r["training_wall_s"] > 0
