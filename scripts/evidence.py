@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from netdyn.machine import one_line  # noqa: E402
 
 PAIRS = [  # (a, b, the question the difference answers)
     ("graph", "early_acc_nofit", "Does the graph summary rank runs better than their early test accuracy itself?"),
@@ -56,17 +57,6 @@ CHANCE = 0.2  # final accuracy below this counts as "near chance" (10 classes)
 
 def _git(*args) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def machine() -> dict:
-    cpu = ""
-    try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True,
-                    text=True).stdout.splitlines() if ln.startswith("Model name")), "")
-    except OSError:
-        pass
-    return {"uname": " ".join(platform.uname()), "cpu_model": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
 
 
 def _r(v, nd=2):
@@ -100,6 +90,7 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
     sys.path.insert(0, str(REPO))
     from netdyn.figures.predict import plot_tau_summary
     from netdyn.predict.compare import classification_metrics, paired_differences
+    from netdyn.machine import describe
     from netdyn.models import architecture_label
     from netdyn.predict.metrics import LEVEL
 
@@ -124,7 +115,7 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
     prov = {"study": study, "config_file": config_file, "config": cfg,
             "commit_of_evidence_script": _git("rev-parse", "HEAD"),
             "uncommitted_under_netdyn": _git("status", "--porcelain", "--", "netdyn").splitlines(),
-            "machine": machine(),
+            "machine": describe(),
             "run_time": run_time}
     (out / "provenance.json").write_text(json.dumps(prov, indent=1, default=str) + "\n")
 
@@ -275,8 +266,8 @@ def render_study(src) -> str:
              f"`provenance.json` the config, commit and machine)."]
     if rt:
         lines.append("")
-        lines.append(f"Run time: {rt.get('summary', '')} Machine: {m['cpu_model']}, {m['cpu_count']} cores "
-                     f"({m['uname'].split()[0]} {m['uname'].split()[2]}). {rt.get('code', '')}".rstrip())
+        lines.append(f"Run time: {rt.get('summary', '')} Machine: {one_line(m)}, at commit "
+                     f"{rt.get('commit', '?')[:7]}. {rt.get('code', '')}".rstrip())
     return "\n".join(lines)
 
 
@@ -474,7 +465,10 @@ def render_findings(src) -> str:
                    + (": " + "; ".join(st["verdicts_changed"]) if st["verdicts_changed"] else "") + "."
                    + (f" Control: {st['control']['curves_identical']} of {st['control']['runs']} runs retrained with "
                       "one thread by the trainer of the rerun reproduce the study's curves byte for byte "
-                      "(`config/evidence_control.yaml`)." if st.get("control") else ""))
+                      "(`config/evidence_control.yaml`)." if st.get("control") else "")
+                   + (f" Both studies were trained at commit {st['commit']} in one clone ("
+                      + "; ".join(f"`{k}`: {v}" for k, v in st["run_time"].items()) + ")."
+                      if st.get("commit") and st.get("run_time") else ""))
     c = _get(s["classification"], arch="lenet", split="within_width", window=pw, feature_set="graph")
     if c:
         if c["accuracy"] > 0.93:

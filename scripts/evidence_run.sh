@@ -33,7 +33,8 @@ import json, sys, datetime as dt
 study, start, end, samples, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 loads = [float(l.split()[1]) for l in open(samples) if l.strip()]
 iso = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
-rec = {"start": iso(start), "end": iso(end), "wall_s": end - start, "cores": __import__("os").cpu_count(),
+commit = __import__("subprocess").run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+rec = {"start": iso(start), "end": iso(end), "wall_s": end - start, "cores": __import__("os").cpu_count(), "commit": commit,
        "load_1min_mean": round(sum(loads) / len(loads), 2) if loads else None,
        "load_1min_max": max(loads) if loads else None, "study_exit_code": rc}
 rec["summary"] = (f"{rec['wall_s'] / 60:.0f} min wall on {rec['cores']} cores ({rec['start']} to {rec['end']}), "
