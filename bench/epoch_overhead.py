@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from throughput.report import write_json  # noqa: E402
+
 from netdyn.config import expand_grid, validate_config  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
 from netdyn.train import train_runs  # noqa: E402
@@ -75,8 +77,7 @@ def main(argv=None) -> dict:
               "machine": describe(a.device), "wall_s": round(wall, 3), "seconds": parts,
               "share_of_wall": {p: round(v / wall, 3) for p, v in parts.items()},
               "over_steps": {p: round(v / steps, 3) for p, v in parts.items()} if steps else None}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, a.out)
     print(json.dumps(result, indent=1))
     return result
 

@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from throughput.project import load_study  # noqa: E402
+from throughput.report import write_json  # noqa: E402
 
 from netdyn.config import expand_grid  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
@@ -45,8 +46,7 @@ def main(argv=None) -> dict:
     result = {"benchmark": "evidence_gpu", "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "config": a.config,
               "validated_by": how, "runs": len(specs), "runs_complete": sum(r.get("status") == "complete" for r in records),
               "training_wall_s": round(wall, 1), "machine": describe(a.device)}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(result, a.out)
     print(json.dumps(result, indent=1))
     return result
 

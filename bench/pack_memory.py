@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from throughput.project import load_study  # noqa: E402
+from throughput.report import write_json  # noqa: E402
 
 from netdyn.config import expand_grid, group_size  # noqa: E402
 from netdyn.data import dataset_info  # noqa: E402
@@ -85,8 +86,7 @@ def main(argv=None) -> dict:
         row["seconds"] = round(time.perf_counter() - t, 2)
         result["blocks"].append(row)
         print(json.dumps(row), flush=True)
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(result, a.out)
     return result
 
 
