@@ -145,7 +145,7 @@ def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, con
                "learning_rates": cfg["hyperparameters"]["learning_rate"],
                "learning_rates_own": {architecture_label(a["name"], a.get("depth"), a.get("batchnorm")):
                                       a["hyperparameters"]["learning_rate"]
-                                      for a in cfg["architectures"]
+                                      for a in cfg.get("architectures", [])
                                       if "learning_rate" in a.get("hyperparameters", {})},
                "seeds": cfg["seeds"], "widths": cfg["widths"], "train_widths": pcfg.get("train_widths"),
                "feature_sets": sets, "table_window": TABLE_WINDOW, "paper_window": PAPER_WINDOW, "chance": CHANCE,
