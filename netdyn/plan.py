@@ -83,7 +83,7 @@ def measured_pack_line(spec: RunSpec, info: DatasetInfo, device: torch.device) -
         torch.cuda.synchronize(device)
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
     (k1, k2), (p1, p2) = PROBE_PACKS, peaks
-    per_member = max((p2 - p1) / (k2 - k1), 1.0)
+    per_member = (p2 - p1) / (k2 - k1)
     return p1 - per_member * k1, per_member
 
 
@@ -101,13 +101,17 @@ def pack_capacity(spec: RunSpec, info: DatasetInfo, device: torch.device, memory
     if memory == "measured":
         try:
             fixed, per_member = measured_pack_line(spec, info, device)
-            k = capacity(fixed, per_member, budget)
-            log.info("pack size for %s: %d (measured %.0f MiB + %.1f MiB per member; %.0f MiB free)",
-                     spec.pack_key, k, fixed / 2**20, per_member / 2**20, free / 2**20)
-            return k
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             log.warning("pack size for %s: the probe step ran out of memory; using the estimate", spec.pack_key)
+        else:
+            if per_member > 0:
+                k = capacity(fixed, per_member, budget)
+                log.info("pack size for %s: %d (measured %.0f MiB + %.1f MiB per member; %.0f MiB free)",
+                         spec.pack_key, k, fixed / 2**20, per_member / 2**20, free / 2**20)
+                return k
+            log.warning("pack size for %s: the probe's peak did not grow with the pack (%.0f bytes per member); "
+                        "using the estimate", spec.pack_key, per_member)
     return capacity(0, member_memory_bytes(spec, info), budget)
 
 

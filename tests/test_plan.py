@@ -77,7 +77,7 @@ def test_capacity_is_the_largest_pack_within_the_budget():
     assert plan.capacity(300, 50, 100) == 1  # not even one fits: one member, and CUDA will say if it fails
 
 
-def test_pack_capacity_measured_uses_half_the_free_memory_and_falls_back_on_a_probe_oom(monkeypatch, make_spec):
+def test_pack_capacity_measured_uses_half_the_free_memory_and_falls_back_where_the_probe_cannot_tell(monkeypatch, make_spec):
     spec = make_spec("lenet")
     info = dataset_info("digits", spec.image_size)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (10_000, 80_000))
@@ -89,6 +89,9 @@ def test_pack_capacity_measured_uses_half_the_free_memory_and_falls_back_on_a_pr
     def oom(*a):
         raise torch.cuda.OutOfMemoryError("probe")
     monkeypatch.setattr(plan, "measured_pack_line", oom)
+    assert plan.pack_capacity(spec, info, torch.device("cuda"), "measured") == 5
+    # a peak that does not grow with K says nothing about larger packs: the estimate again, not "everything fits"
+    monkeypatch.setattr(plan, "measured_pack_line", lambda *a: (3000, 0.0))
     assert plan.pack_capacity(spec, info, torch.device("cuda"), "measured") == 5
 
 
