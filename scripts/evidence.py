@@ -466,8 +466,8 @@ def render_findings(src) -> str:
                    + (f" Control: {st['control']['curves_identical']} of {st['control']['runs']} runs retrained with "
                       "one thread by the trainer of the rerun reproduce the study's curves byte for byte "
                       "(`config/evidence_control.yaml`)." if st.get("control") else "")
-                   + (f" Both studies were trained at commit {st['commit']} in one clone ("
-                      + "; ".join(f"`{k}`: {v}" for k, v in st["run_time"].items()) + ")."
+                   + (f" Compared at commit {st['commit']}; how each study was run: "
+                      + "; ".join(f"`{k}`: {v}" for k, v in st["run_time"].items())
                       if st.get("commit") and st.get("run_time") else ""))
     c = _get(s["classification"], arch="lenet", split="within_width", window=pw, feature_set="graph")
     if c:
