@@ -24,9 +24,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from throughput.project import load_study  # noqa: E402
 from throughput.report import write_json  # noqa: E402
 
-from netdyn.config import expand_grid, validate_config  # noqa: E402
+from netdyn.config import expand_grid  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
 from netdyn.train import train_runs  # noqa: E402
 
@@ -52,7 +53,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    cfg = validate_config({
+    cfg, _ = load_study({  # the GPU image has no jsonschema: load_study fills the schema's defaults itself
         "study": "epoch_overhead", "device": a.device, "data": {"image_size": 16}, "datasets": ["digits"],
         "architectures": [{"name": "lenet"}], "widths": [1], "seeds": [0],
         "hyperparameters": {"learning_rate": [round(0.001 * (i + 1), 6) for i in range(a.k)]},
