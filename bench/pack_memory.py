@@ -29,7 +29,8 @@ from throughput.report import write_json  # noqa: E402
 from netdyn.config import expand_grid, group_size  # noqa: E402
 from netdyn.data import dataset_info  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
-from netdyn.plan import MEMORY_SHARE, PROBE_PACKS, capacity, measured_pack_line, member_memory_bytes, pack_step  # noqa: E402
+from netdyn.plan import (MEMORY_SHARE, PROBE_PACKS, capacity, measured_pack_line, member_memory_bytes,  # noqa: E402
+                         pack_step, pack_step_peak_bytes)
 
 
 def block(spec, device: torch.device, job_members: int) -> dict:
@@ -46,12 +47,7 @@ def block(spec, device: torch.device, job_members: int) -> dict:
     fixed, per_member = measured_pack_line(spec, info, device)
     k_est, k_meas = capacity(0, est, budget), capacity(fixed, per_member, budget)
     k = min(k_meas, job_members)
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    pack_step(spec, info, device, k)
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) - base
+    peak = pack_step_peak_bytes(spec, info, device, k)
     predicted = fixed + per_member * k
     return {**row, "free_bytes": free, "budget_bytes": budget, "k_from_estimate": k_est,
             "measured_fixed_bytes": fixed, "measured_per_member_bytes": per_member, "k_from_measured": k_meas,

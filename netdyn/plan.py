@@ -70,19 +70,21 @@ def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) ->
         model.eval()(torch.randn(b, k * channels, size, size, device=device, dtype=dtype))
 
 
+def pack_step_peak_bytes(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) -> int:
+    """Peak device memory of `pack_step` at pack size `k` above what was allocated before it (CUDA only: the
+    caching allocator's peak statistics)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    pack_step(spec, info, device, k)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
 def measured_pack_line(spec: RunSpec, info: DatasetInfo, device: torch.device) -> tuple[float, float]:
-    """(fixed, per_member) bytes of the line through the measured peak device memory of `pack_step` at the
-    PROBE_PACKS sizes (CUDA only: the caching allocator's peak statistics)."""
-    peaks = []
-    for k in PROBE_PACKS:
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        pack_step(spec, info, device, k)
-        torch.cuda.synchronize(device)
-        peaks.append(torch.cuda.max_memory_allocated(device) - base)
-    (k1, k2), (p1, p2) = PROBE_PACKS, peaks
+    """(fixed, per_member) bytes of the line through the measured peaks of `pack_step` at the PROBE_PACKS sizes."""
+    (k1, k2), (p1, p2) = PROBE_PACKS, [pack_step_peak_bytes(spec, info, device, k) for k in PROBE_PACKS]
     per_member = (p2 - p1) / (k2 - k1)
     return p1 - per_member * k1, per_member
 
