@@ -336,13 +336,10 @@ def resolve_device(config: dict) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def architecture_hyperparameters(config: dict, arch: dict) -> dict:
-    """The hyperparameter lists `arch` (an entry of `architectures`) trains with: its own, else the shared ones."""
-    return {**config["hyperparameters"], **arch.get("hyperparameters", {})}
-
-
 def _hyperparameter_lists(config: dict, arch: dict) -> tuple[list, list, list]:
-    hp = architecture_hyperparameters(config, arch)
+    """The learning rates, dropouts and weight decays `arch` (an entry of `architectures`) trains with: its own
+    lists where it has them, else the shared ones."""
+    hp = {**config["hyperparameters"], **arch.get("hyperparameters", {})}
     return hp["learning_rate"], hp["dropout"], hp["weight_decay"]
 
 
