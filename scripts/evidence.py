@@ -87,11 +87,10 @@ def build(study: str, config: Path, out: Path) -> dict:
 def write_evidence(runs, pred, metrics, cfg: dict, out: Path, *, study: str, config_file: str,
                    run_time: dict | None = None) -> dict:
     """Tables, figures, provenance.json and summary.json of one study (see the module docstring)."""
-    sys.path.insert(0, str(REPO))
     from netdyn.figures.predict import plot_tau_summary
-    from netdyn.predict.compare import classification_metrics, paired_differences
     from netdyn.machine import describe
     from netdyn.models import architecture_label
+    from netdyn.predict.compare import classification_metrics, paired_differences
     from netdyn.predict.metrics import LEVEL
 
     pcfg = cfg.get("predict", {})
@@ -167,7 +166,6 @@ def screening_check(study: str, window: int, max_features: int = 64) -> list[dic
     import numpy as np
     import pandas as pd
 
-    sys.path.insert(0, str(REPO))
     from netdyn.graphs import temporal_summary
     from netdyn.predict import Fitter, build_features, prepare_runs, screen_features
 
