@@ -4,8 +4,8 @@ curves and checkpoints (issue 13: "evaluation and snapshots off the hot path"), 
     python bench/epoch_overhead.py --device cpu --k 64 --out bench/results/epoch_overhead_cpu.json
 
 Trains K LeNet runs (width 1, digits at 16 px, batch 128, one snapshot per epoch) as one pack through
-netdyn.train.train_runs and splits the wall time by the cumulative time of the functions that do each part; the steps are the rest.
-On a GPU the steps are asynchronous: the split then shows host time, and the step kernels' time lands in
+netdyn.train.train_runs and splits the wall time by the cumulative time of the functions that do each part;
+the steps are the rest. On a GPU the steps are asynchronous: the split then shows host time, and the step kernels' time lands in
 whichever part synchronises next (usually evaluation). Its ratio column is each part over the steps.
 """
 

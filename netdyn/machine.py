@@ -22,8 +22,8 @@ def describe(device=None) -> dict:
     """Platform, CPU, Python and torch; with a CUDA `device` (torch.device or str) also the GPU and its memory."""
     import torch
 
-    info = {"platform": platform.platform(), "os": f"{platform.system()} {platform.release()}", "node": platform.node(), "python": platform.python_version(),
-            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+    info = {"platform": platform.platform(), "os": f"{platform.system()} {platform.release()}",
+            "node": platform.node(), "python": platform.python_version(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cuda_version": torch.version.cuda}
     device = torch.device(device) if device is not None else None

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
