@@ -22,6 +22,12 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 GROUP_SIZE_AUTO = {"cpu": 84, "cuda": 128}  # cuda: a whole (arch, data set, width) block of the paper grid (72 runs) in one pack
 PRECISIONS = ("fp32", "tf32", "bf16")  # training.precision; what each does: netdyn/precision.py
+JOB_KEYS = ("pack", "pack_memory", "pack_layout", "compile")  # training keys of how a job trains, not of what
+
+
+def job_options(training: dict) -> dict:
+    """The keyword arguments of netdyn.train.train_runs a config's (validated) `training` section gives."""
+    return {key: training[key] for key in JOB_KEYS}
 
 
 def default_precision(dtype: str) -> str:

@@ -80,6 +80,7 @@ class MemberState:
     elapsed: float = 0.0  # seconds spent before a resume
     checkpoint: Checkpoint | None = None  # resumed from
     embedded: object | None = None  # its netdyn.cmd.embedded.EmbeddedCMD, if it trains with embedded CMD
+    pack: dict | None = None  # how its pack trains (size, layout, compile), recorded in result.json
 
 
 def open_member(spec: RunSpec, run_dir: Path, info: DatasetInfo, study: dict | None
@@ -132,6 +133,8 @@ def finish(m: MemberState, device: torch.device) -> None:
         "trajectory_bytes": m.writer.data_path.stat().st_size,
         "wall_seconds": round(m.elapsed + time.time() - m.started, 3), "device": str(device),
     }
+    if m.pack is not None:
+        result["pack"] = m.pack
     if m.embedded is not None:  # the share of parameters still trained after each whole epoch
         result["embedded_cmd"] = {"settings": m.embedded.settings, "epochs": m.embedded.log}
     write_curves(m.dir, m.curves)

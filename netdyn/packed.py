@@ -5,7 +5,9 @@ every parameter and buffer gets a leading member dimension (shape ``(K, *origina
 activations travel as ``(B, K*C, H, W)`` through the convolutional part (member k owns channel block k)
 and as ``(K, B, F)`` through the classifier. Then
 
-* a convolution is one grouped convolution (``groups=K``), a linear layer one batched matmul;
+* a convolution is one grouped convolution (``groups=K``), or K ordinary ones on the members' channel blocks
+  (the *pack layout*, :data:`LAYOUTS`: which is faster depends on the device and the width); a linear layer
+  is one batched matmul;
 * BatchNorm over K·C channels keeps exactly the per-member, per-channel statistics;
 * ReLU, pooling and residual additions act channel by channel and need no change;
 * dropout masks come from a counter-based hash of (member seed, step, layer, element), so every member
@@ -46,14 +48,50 @@ def hashed_uniform(keys: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtyp
 
 
 class MemberRandomness:
-    """Per-member keys for the current step, shared by all dropout layers of a packed model."""
+    """Per-member keys for the current step, shared by all dropout layers of a packed model.
+
+    The step is held in a device tensor, not a Python int: a compiled model (``training.compile``) would
+    otherwise specialise on its value and recompile at every step."""
 
     def __init__(self, seeds: list[int], device):
         self.seeds = mix32(torch.tensor(seeds, dtype=torch.int64, device=device) & _M32)
-        self.step = 0
+        self._step = torch.zeros((), dtype=torch.int64, device=device)
+
+    @property
+    def step(self) -> int:
+        return int(self._step)
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step.fill_(value)
 
     def keys(self, layer: int) -> torch.Tensor:
-        return mix32((self.seeds + self.step * 0x9E3779B1 + (layer + 1) * 0x85EBCA77) & _M32)
+        return mix32((self.seeds + self._step * 0x9E3779B1 + (layer + 1) * 0x85EBCA77) & _M32)
+
+
+# pack layout -> (convolutions per member: False = one grouped convolution, True = one each; channels-last
+# memory). Same parameters and arithmetic per member; only the kernels differ (on the CPU a per-member pack
+# member is bit for bit its solo run; the grouped layout is too, there). netdyn.plan.choose_layout picks one
+# per job on a GPU by timing probe steps; on the CPU "auto" is CPU_LAYOUT (oneDNN's NHWC kernels are ~10%
+# faster there).
+LAYOUTS = {"grouped": (False, False), "grouped_channels_last": (False, True),
+           "per_member": (True, False), "per_member_channels_last": (True, True)}
+CPU_LAYOUT, CUDA_LAYOUT = "grouped_channels_last", "grouped"  # without a choice: what training always did
+
+
+def default_layout(device) -> str:
+    return CPU_LAYOUT if torch.device(device).type == "cpu" else CUDA_LAYOUT
+
+
+def set_layout(packed: nn.Module, layout: str) -> None:
+    """Switch every packed convolution of `packed` to `layout` (a key of LAYOUTS); parameters are untouched."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown pack layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    per_member, channels_last = LAYOUTS[layout]
+    for m in packed.modules():
+        if isinstance(m, PackedConv2d):
+            m.per_member, m.channels_last = per_member, channels_last
+    packed.layout = layout
 
 
 class PackedConv2d(nn.Module):
@@ -65,15 +103,18 @@ class PackedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in convs]))
         self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in convs])) if c.bias is not None else None
 
-    channels_last = False  # set by the trainer on the CPU, where oneDNN's NHWC kernels are ~10% faster
+    per_member = channels_last = False  # the pack layout: see LAYOUTS and set_layout
 
     def forward(self, x):
         k = self.weight.shape[0]
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=fmt)
+        if self.per_member:
+            bias = [None] * k if self.bias is None else self.bias
+            return torch.cat([F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
+                                       self.dilation) for xk, w, b in zip(x.chunk(k, 1), self.weight, bias)], 1)
         bias = self.bias.reshape(-1) if self.bias is not None else None
-        weight = self.weight.reshape(-1, *self.weight.shape[2:])
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-            weight = weight.contiguous(memory_format=torch.channels_last)
+        weight = self.weight.reshape(-1, *self.weight.shape[2:]).contiguous(memory_format=fmt)
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups=k)
 
 
@@ -140,8 +181,9 @@ class PackedDropout(nn.Module):
         return (x * (u >= p).to(x.dtype) / (1 - p)).to(x.dtype)
 
 
-def pack_models(models: list[nn.Module], seeds: list[int]) -> nn.Module:
+def pack_models(models: list[nn.Module], seeds: list[int], layout: str | None = None) -> nn.Module:
     """One module computing all `models` at once. Inputs: (B, K*C, H, W); outputs: (K, B, classes).
+    `layout`: a key of LAYOUTS; None = the device's default (:func:`default_layout`).
 
     Its state_dict has the members' own names with a leading member dimension; see :func:`member_state`.
     """
@@ -172,10 +214,7 @@ def pack_models(models: list[nn.Module], seeds: list[int]) -> nn.Module:
         setattr(packed.get_submodule(parent) if parent else packed, child, new)
     packed.randomness = randomness
     packed.members = k
-    if device.type == "cpu":
-        for m in packed.modules():
-            if isinstance(m, PackedConv2d):
-                m.channels_last = True
+    set_layout(packed, layout or default_layout(device))
     return packed.to(device)
 
 

@@ -48,26 +48,96 @@ MEMORY_SHARE = 0.5  # of the free device memory a pack may fill (cuDNN workspace
 PROBE_PACKS = (1, 2)  # pack sizes whose measured peaks give the line peak = fixed + per_member * K
 
 
-def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) -> None:
-    """One training step (forward, loss, backward, momentum buffers) and one test forward of a pack of `k` fresh
-    members of `spec`'s kind on random data: what a pack of that size holds at its peak in PackTrainer."""
-    from torch.nn import functional as F
-
+def _probe_pack(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str | None = None):
+    """A pack of `k` fresh members of `spec`'s kind in `layout` on `device`, and a random minibatch for it."""
     from .packed import pack_models
-    from .precision import autocast
 
-    model = pack_models([init_model(spec, info) for _ in range(k)], [spec.seed] * k).to(device).train()
+    model = pack_models([init_model(spec, info) for _ in range(k)], [spec.seed] * k, layout).to(device).train()
     dtype = next(model.parameters()).dtype
-    buffers = [torch.zeros_like(p) for p in model.parameters()]  # noqa: F841 - held like PackTrainer's momentum
     size, channels = info.image_size, info.in_channels
     x = torch.randn(spec.batch_size, k * channels, size, size, device=device, dtype=dtype)
     y = torch.randint(0, info.num_classes, (k, spec.batch_size), device=device)
-    with autocast(spec.precision, device):
+    return model, x, y
+
+
+def _train_step(model, x, y, precision: str, device: torch.device) -> None:
+    """Forward, loss and backward of one minibatch, as PackTrainer computes them (its SGD step, the same for
+    every layout, left out)."""
+    from torch.nn import functional as F
+
+    from .precision import autocast
+
+    with autocast(precision, device):
         loss = F.cross_entropy(model(x).transpose(1, 2), y)
     loss.backward()
+
+
+def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) -> None:
+    """One training step (forward, loss, backward, momentum buffers) and one test forward of a pack of `k` fresh
+    members of `spec`'s kind on random data: what a pack of that size holds at its peak in PackTrainer."""
+    from .precision import autocast
+
+    model, x, y = _probe_pack(spec, info, device, k)
+    buffers = [torch.zeros_like(p) for p in model.parameters()]  # noqa: F841 - held like PackTrainer's momentum
+    _train_step(model, x, y, spec.precision, device)
     with torch.no_grad(), autocast(spec.precision, device):  # train.evaluate: 16384 images over the K members
         b = min(max(64, 16384 // k), info.n_test or 16384)
-        model.eval()(torch.randn(b, k * channels, size, size, device=device, dtype=dtype))
+        model.eval()(torch.randn(b, *x.shape[1:], device=device, dtype=x.dtype))
+
+
+LAYOUT_PROBE_STEPS = (2, 5)  # warm-up steps (cuDNN autotuning happens in the first), then timed steps
+
+
+def layout_step_seconds(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str,
+                        steps: tuple[int, int] = LAYOUT_PROBE_STEPS) -> float:
+    """Median seconds of one training step (forward, loss, backward) of a fresh pack of `k` in `layout`."""
+    import statistics
+    import time
+
+    model, x, y = _probe_pack(spec, info, device, k, layout)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    times = []
+    for i in range(sum(steps)):
+        sync(device)
+        t0 = time.perf_counter()
+        _train_step(model, x, y, spec.precision, device)
+        sync(device)
+        if i >= steps[0]:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str = "auto",
+                  candidates=None) -> tuple[str, dict[str, float]]:
+    """The pack layout a pack of `k` members of `spec`'s kind trains in, and the probe's step times (seconds
+    per layout; empty where nothing was timed). `layout` other than auto is kept as it is; auto on the CPU is
+    its default layout (no probe: CPU numbers stay the same from run to run), on cuda the layout whose probe
+    steps were fastest among `candidates` (default: all of LAYOUTS). A candidate whose probe fails (out of
+    memory, say) is left out, with a warning; if all fail, the device's default layout is used."""
+    from .packed import LAYOUTS, default_layout
+
+    if layout != "auto":
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown pack layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
+        return layout, {}
+    if device.type != "cuda" and candidates is None:
+        return default_layout(device), {}
+    times = {}
+    for cand in candidates or LAYOUTS:
+        try:
+            times[cand] = layout_step_seconds(spec, info, device, k, cand)
+        except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one
+            log.warning("pack layout %s for %s, K=%d: probe failed (%s); left out", cand, spec.pack_key, k,
+                        str(err).splitlines()[0])
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    if not times:
+        return default_layout(device), {}
+    best = min(times, key=times.get)
+    log.info("pack layout for %s, K=%d: %s (probe step times: %s)", spec.pack_key, k, best,
+             ", ".join(f"{c} {t * 1e3:.2f} ms" for c, t in times.items()))
+    return best, times
 
 
 def pack_step_peak_bytes(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) -> int:

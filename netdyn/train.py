@@ -43,7 +43,7 @@ from .data import DatasetInfo, ImageData, load_dataset
 from .member import (MemberState, augment, checkpoint_meta, epoch_stream, finish, init_model,  # noqa: F401
                      model_kwargs, open_member)
 from .packed import load_member_state, member_state, pack_inputs, pack_models
-from .plan import member_memory_bytes, pack_plan, storage_estimate  # noqa: F401
+from .plan import choose_layout, member_memory_bytes, pack_plan, storage_estimate  # noqa: F401
 from .precision import autocast, set_tf32
 from .rundir import (RunLocks, RunMismatchError, check_same_run, has_result, read_result,  # noqa: F401
                      snapshot_steps, snapshots_per_run, write_curves)
@@ -53,6 +53,9 @@ from .rundir.verify import verify_finished
 log = logging.getLogger("netdyn.train")
 
 DIVERGED_LOSS = 1e6  # a minibatch loss above this (or NaN/inf) marks a run diverged; chance level is ~2.3
+# torch.compile's options per device type (training.compile): on cuda CUDA graphs replay a step's kernels in
+# one launch; on the CPU inductor's fused C++ kernels
+COMPILE_OPTIONS = {"cuda": {"mode": "reduce-overhead"}, "cpu": {}}
 
 
 @torch.no_grad()
@@ -109,7 +112,10 @@ class PackTrainer:
     """Trains runs with equal `RunSpec.pack_key` together; see the module docstring.
 
     ``hooks`` (optional, a :class:`TrainerHooks`) is called at the points of ``fit`` it documents; without
-    it ``fit`` makes no hook calls at all. Hooks do not change what is trained.
+    it ``fit`` makes no hook calls at all. Hooks do not change what is trained. ``layout`` is the pack layout
+    (netdyn.packed.LAYOUTS; None: the device's default) and ``layout_probe`` the probe step times it was chosen
+    by, if any; ``compile`` runs the packed model through torch.compile (COMPILE_OPTIONS). Each finished run
+    records them (result.json's ``pack``).
 
     It takes the locks of its runs (unless this process holds them: ``train_runs`` does) and lets go of
     them when ``fit`` ends, however it ends.
@@ -117,7 +123,8 @@ class PackTrainer:
 
     def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
                  out_dir: Path, device: torch.device, study: dict | None = None,
-                 hooks: TrainerHooks | None = None):
+                 hooks: TrainerHooks | None = None, layout: str | None = None,
+                 layout_probe: dict[str, float] | None = None, compile: bool = False):
         assert len({s.pack_key for s in specs}) == 1, "a pack needs equal pack keys"
         self.specs, self.info, self.device = specs, info, device
         self.k = len(specs)
@@ -139,7 +146,14 @@ class PackTrainer:
         starts = {m.checkpoint.meta["epoch"] if m.checkpoint else 0 for m in self.members}
         assert len(starts) == 1, "members of a pack resume from the same epoch"
         self.start_epoch = starts.pop()
-        self.model = pack_models([mod.to(device) for mod in models], [s.seed for s in specs]).train()
+        self.model = pack_models([mod.to(device) for mod in models], [s.seed for s in specs], layout).train()
+        # what runs the forward passes: the packed model itself, or its compiled twin (same parameters)
+        self.forward = torch.compile(self.model, **COMPILE_OPTIONS[device.type]) if compile else self.model
+        pack = {"size": self.k, "layout": self.model.layout, "compile": compile}
+        if layout_probe:
+            pack["layout_probe_ms_per_step"] = {c: round(t * 1e3, 3) for c, t in layout_probe.items()}
+        for m in self.members:
+            m.pack = pack
         self.params = [p for p in self.model.parameters()]
         self.momentum_bufs = [torch.zeros_like(p) for p in self.params]
         for i, m in enumerate(self.members):
@@ -202,7 +216,7 @@ class PackTrainer:
 
     def _snapshot(self, epoch_label: float, sums: torch.Tensor, counts: int) -> None:
         with autocast(self.precision, self.device):
-            test_loss, test_acc = evaluate(self.model, self.test, self.k)
+            test_loss, test_acc = evaluate(self.forward, self.test, self.k)
         stats = torch.stack([test_loss, test_acc, sums[0], sums[1]]).cpu().numpy()
         active = self.active.cpu().numpy()
         rows = None
@@ -262,8 +276,10 @@ class PackTrainer:
                             flip[:, sl].reshape(-1), size).view(self.k, b, *self.padded.shape[1:2], size, size)
                 y = self.train_y[idx]
                 self.model.randomness.step = self.step
+                if self.forward is not self.model and self.device.type == "cuda":
+                    torch.compiler.cudagraph_mark_step_begin()  # the previous step's graph outputs are done with
                 with autocast(self.precision, self.device):  # bf16: forward and loss only; the step stays float32
-                    out = self.model(pack_inputs(x))
+                    out = self.forward(pack_inputs(x))
                     losses = F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
                 finite = torch.isfinite(losses) & (losses < DIVERGED_LOSS)
                 self.active &= finite
@@ -302,9 +318,10 @@ class PackTrainer:
 
 def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu", data_root: str | Path = "data",
                download: bool = False, pack: str = "auto", study: dict | None = None,
-               pack_memory: str = "estimate") -> list[dict]:
+               pack_memory: str = "estimate", pack_layout: str = "auto", compile: bool = False) -> list[dict]:
     """Train (or resume, or skip if finished) every run in `specs`; returns their result records.
-    `pack` and `pack_memory` are the config's training keys of those names (see netdyn.plan.pack_plan)."""
+    `pack`, `pack_memory`, `pack_layout` and `compile` are the config's training keys of those names
+    (netdyn.config.job_options; see netdyn.plan.pack_plan and netdyn.plan.choose_layout)."""
     out_dir = Path(out_dir)
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -329,9 +346,15 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
             dtype = getattr(torch, group[0].dtype)
             train_d = ImageData(train.x.to(dev, dtype), train.y.to(dev))
             test_d = ImageData(test.x.to(dev, dtype), test.y.to(dev))
+            layouts = {}  # (pack key, K) -> (layout, probe step times): one probe per kind of pack
             for members in pack_plan(group, info, dev, pack, resume_epochs, pack_memory):
-                log.info("training %d run(s) together on %s: %s", len(members), dev,
-                         ", ".join(s.run_id for s in members))
-                PackTrainer(members, train_d, test_d, info, out_dir, dev, study).fit()
+                key = (members[0].pack_key, len(members))
+                if key not in layouts:
+                    layouts[key] = choose_layout(members[0], info, dev, len(members), pack_layout)
+                layout, probe = layouts[key]
+                log.info("training %d run(s) together on %s (layout %s%s): %s", len(members), dev, layout,
+                         ", compiled" if compile else "", ", ".join(s.run_id for s in members))
+                PackTrainer(members, train_d, test_d, info, out_dir, dev, study, layout=layout, layout_probe=probe,
+                            compile=compile).fit()
         return [read_result(out_dir / s.run_id) for s in specs]
 

@@ -9,7 +9,7 @@ import json
 import torch
 
 from netdyn import runlog
-from netdyn.config import RunSpec
+from netdyn.config import RunSpec, job_options
 from netdyn.train import train_runs
 
 runlog.setup(sm.log[0])
@@ -17,7 +17,6 @@ torch.set_num_threads(sm.threads)
 settings = sm.params.settings  # the config's training-relevant part, recorded in each run's config.json
 results = train_runs([RunSpec.from_dict(r) for r in sm.params.runs], sm.params.out_dir, device=sm.params.device,
                      data_root=settings["data"]["root"], download=settings["data"]["download"],
-                     pack=settings["training"]["pack"], pack_memory=settings["training"]["pack_memory"],
-                     study=settings)
+                     study=settings, **job_options(settings["training"]))
 with open(sm.output.group, "w") as f:
     json.dump({"group": sm.params.group, "runs": results}, f, indent=1)

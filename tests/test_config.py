@@ -19,6 +19,7 @@ from netdyn.config import (
     expand_grid,
     group_size,
     job_groups,
+    job_options,
     load_config,
     resolve_device,
     training_groups,
@@ -152,6 +153,7 @@ def test_defaults_are_filled(make_config):
     assert t["flip"] is False
     assert t["subepoch_snapshots"] == 1 and t["subepoch_epochs"] == 0
     assert t["group_size"] == "auto" and t["pack"] == "auto"
+    assert job_options(t) == {"pack": "auto", "pack_memory": "estimate", "pack_layout": "auto", "compile": False}
     assert t["dtype"] == "float32" and t["threads"] == 1
     assert out["hyperparameters"]["dropout"] == [0.0]
     assert out["hyperparameters"]["weight_decay"] == [0.0]
@@ -429,3 +431,12 @@ def test_config_check_command_names_file_and_line(repo_root, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "line 3" in proc.stdout + proc.stderr
     assert "Job stats" not in proc.stdout + proc.stderr
+
+
+def test_pack_layout_names_are_the_packed_modules():
+    """The schema's training.pack_layout values are netdyn.packed.LAYOUTS plus auto (one list of names)."""
+    from netdyn.config import load_schema
+    from netdyn.packed import LAYOUTS
+
+    enum = load_schema()["properties"]["training"]["properties"]["pack_layout"]["enum"]
+    assert enum == ["auto", *LAYOUTS]

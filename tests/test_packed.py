@@ -11,13 +11,16 @@ from torch import nn
 
 from netdyn.models import build_model
 from netdyn.packed import (
+    LAYOUTS,
     MemberRandomness,
     PackedDropout,
     hashed_uniform,
     load_member_state,
     member_state,
+    mix32,
     pack_inputs,
     pack_models,
+    set_layout,
 )
 
 K = 3
@@ -122,6 +125,41 @@ def test_packed_train_mode_equals_unpacked(name):
         assert any(n.endswith("num_batches_tracked") and int(v) == 8 for n, v in member_state(packed, 0).items())
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_every_layout_computes_each_members_own_forward_and_gradients(name, layout):
+    """Whatever the pack layout (grouped or per-member convolutions, NCHW or NHWC memory), member k's
+    outputs, running statistics and gradients are those of its own model. A per-member layout that fed a
+    member another member's channel block, or shared one weight, fails here."""
+    models = _members(name)
+    _perturb_bn(models)
+    packed = pack_models(copy.deepcopy(models), seeds=[0, 1, 2], layout=layout).train()
+    assert packed.layout == layout
+    x = _inputs(name, seed=2)
+    out = packed(pack_inputs(x))
+    out.square().sum().backward()
+    params = dict(packed.named_parameters())
+    for k, m in enumerate(models):
+        m.train()
+        ref = m(x[k])
+        ref.square().sum().backward()
+        torch.testing.assert_close(out[k], ref, **TOL)
+        for n, p in m.named_parameters():
+            torch.testing.assert_close(params[n].grad[k], p.grad, **TOL)
+        for n, v in m.state_dict().items():
+            torch.testing.assert_close(member_state(packed, k)[n], v, **TOL)
+
+
+def test_set_layout_switches_every_convolution_and_refuses_unknown_names():
+    packed = pack_models(_members("resnet8"), seeds=[0, 1, 2])
+    assert packed.layout == "grouped_channels_last"  # the CPU's default
+    set_layout(packed, "per_member")
+    convs = [m for m in packed.modules() if hasattr(m, "per_member")]
+    assert len(convs) > 5 and all(m.per_member and not m.channels_last for m in convs)
+    with pytest.raises(ValueError, match="unknown pack layout 'stream'"):
+        set_layout(packed, "stream")
+
+
 def test_pack_of_one_equals_the_model():
     (model,) = _members("vgg11bn", k=1)
     packed = pack_models([model], seeds=[0]).eval()
@@ -145,6 +183,18 @@ def _dropout(seeds, ps, layer=0, step=0, dtype=torch.float64):
     rnd = MemberRandomness(seeds, "cpu")
     rnd.step = step
     return PackedDropout([nn.Dropout(p) for p in ps], layer, rnd).train()
+
+
+def test_member_keys_follow_the_step_held_on_the_device():
+    """The step lives in a tensor (so a compiled model does not recompile per step); the keys are the
+    documented hash of (seed, step, layer), computed here with Python integers."""
+    rnd = MemberRandomness([3, 7], "cpu")
+    for step in (0, 1, 12345):
+        rnd.step = step
+        assert rnd.step == step
+        ref = [int(mix32(torch.tensor((int(mix32(torch.tensor(seed & 0xFFFFFFFF))) + step * 0x9E3779B1
+                                       + 2 * 0x85EBCA77) & 0xFFFFFFFF))) for seed in (3, 7)]
+        assert rnd.keys(1).tolist() == ref
 
 
 def _mask(seeds, ps, *, layer=0, step=0, shape=(64, 50)):

@@ -103,3 +103,49 @@ def test_pack_plan_splits_a_gpu_job_by_the_capacity_of_the_chosen_sizing(monkeyp
     packs = plan.pack_plan(specs, info, torch.device("cuda"), "auto", {}, "measured")
     assert [len(p) for p in packs] == [2, 2, 1] and seen == ["measured"]
     assert [s.seed for p in packs for s in p] == list(range(5))
+
+
+# --------------------------------------------------------------------------------------------------------
+# pack layout (training.pack_layout): a named layout is kept; auto probes on cuda, keeps the default on the CPU
+
+def test_named_layouts_are_kept_and_auto_on_the_cpu_needs_no_probe(make_spec, monkeypatch):
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+    monkeypatch.setattr(plan, "layout_step_seconds", lambda *a, **k: pytest.fail("probed"))
+    assert plan.choose_layout(spec, info, torch.device("cpu"), 4, "per_member") == ("per_member", {})
+    assert plan.choose_layout(spec, info, torch.device("cpu"), 4, "auto") == ("grouped_channels_last", {})
+    with pytest.raises(ValueError, match="unknown pack layout 'streams'"):
+        plan.choose_layout(spec, info, torch.device("cpu"), 4, "streams")
+
+
+def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, monkeypatch):
+    """Planted step times: the fastest wins, whatever its place in the list; a probe that runs out of
+    memory is left out; if every probe fails the device's default is used."""
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+    planted = {"grouped": 3.0, "grouped_channels_last": 2.0, "per_member": 1.0, "per_member_channels_last": None}
+
+    def fake(_spec, _info, _device, k, layout):
+        assert k == 4
+        if planted[layout] is None:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (planted)")
+        return planted[layout]
+
+    monkeypatch.setattr(plan, "layout_step_seconds", fake)
+    best, times = plan.choose_layout(spec, info, torch.device("cpu"), 4, "auto", candidates=list(planted))
+    assert best == "per_member" and times == {"grouped": 3.0, "grouped_channels_last": 2.0, "per_member": 1.0}
+    planted.update(per_member=5.0)
+    assert plan.choose_layout(spec, info, torch.device("cpu"), 4, "auto", candidates=list(planted))[0] == \
+        "grouped_channels_last"
+    planted.update(dict.fromkeys(planted))
+    assert plan.choose_layout(spec, info, torch.device("cpu"), 4, "auto", candidates=list(planted)) == \
+        ("grouped_channels_last", {})
+
+
+@pytest.mark.parametrize("arch", ["lenet", "resnet8"])
+def test_layout_probe_times_real_steps_on_the_cpu(make_spec, arch):
+    """The probe itself (not planted): real training steps of a fresh pack in each layout, timed."""
+    spec = make_spec(arch, dtype="float32")
+    info = dataset_info("digits", spec.image_size)
+    best, times = plan.choose_layout(spec, info, torch.device("cpu"), 2, "auto",
+                                     candidates=["grouped", "per_member_channels_last"])
+    assert set(times) == {"grouped", "per_member_channels_last"} and best in times
+    assert all(0 < t < 10 for t in times.values())

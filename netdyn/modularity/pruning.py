@@ -204,9 +204,9 @@ def pruning_plan(grid: Sequence[RunSpec], runs: pd.DataFrame, plateaus: pd.DataF
 
 
 def run_pruning(plan: dict, out_dir: str | Path, *, device: str = "cpu", data_root: str | Path = "data",
-                download: bool = False, pack: str = "auto", study: dict | None = None,
-                pack_memory: str = "estimate") -> dict:
-    """Train the plan's runs (``netdyn.train.train_runs``: finished runs kept, unfinished resumed) and return
+                download: bool = False, study: dict | None = None, **job) -> dict:
+    """Train the plan's runs (``netdyn.train.train_runs`` with the `job` options of netdyn.config.JOB_KEYS:
+    finished runs kept, unfinished resumed) and return
     the job's record: the plan without ``specs``, plus ``runs`` (per run: run_id, variant, seed, drop,
     dropped_layers, n_params, status, final_test_acc)."""
     from ..train import train_runs
@@ -216,7 +216,7 @@ def run_pruning(plan: dict, out_dir: str | Path, *, device: str = "cpu", data_ro
              plan["arch_label"], plan["dataset"], plan["setting"], plan["candidate_layers"], plan["dropped_layers"],
              plan["control_layers"], len(specs), f" ({plan['note']})" if plan["note"] else "")
     results = train_runs([s for _, s in specs], out_dir, device=device, data_root=data_root, download=download,
-                         pack=pack, pack_memory=pack_memory, study=study) if specs else []
+                         study=study, **job) if specs else []
     layer_names = {**dict(zip(plan["drop"], plan["dropped_layers"])),
                    **dict(zip(plan["control_drop"], plan["control_layers"]))}
     record = {k: v for k, v in plan.items() if k != "specs"}
