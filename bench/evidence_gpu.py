@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from throughput.project import load_study  # noqa: E402
 from throughput.report import write_json  # noqa: E402
 
-from netdyn.config import expand_grid  # noqa: E402
+from netdyn.config import expand_grid, job_options  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
 from netdyn.train import train_runs  # noqa: E402
 
@@ -39,7 +39,8 @@ def main(argv=None) -> dict:
     specs = expand_grid(cfg)[:a.runs]
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        records = train_runs(specs, out, device=a.device, data_root=cfg["data"]["root"], pack=cfg["training"]["pack"])
+        records = train_runs(specs, out, device=a.device, data_root=cfg["data"]["root"],
+                             **job_options(cfg["training"]))
         if a.device.startswith("cuda"):
             torch.cuda.synchronize()
         wall = time.perf_counter() - t

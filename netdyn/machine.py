@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import subprocess
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def cpu_model() -> str:
@@ -18,14 +21,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def commit() -> str | None:
+    """The commit of the code that measured: git's HEAD (with "+dirty" for uncommitted changes), else
+    $NETDYN_COMMIT (a copy of the tree without .git, e.g. on a lent GPU machine), else None."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    return os.environ.get("NETDYN_COMMIT") or None
+
+
 def describe(device=None) -> dict:
-    """Platform, CPU, Python and torch; with a CUDA `device` (torch.device or str) also the GPU and its memory."""
+    """Platform, CPU, Python, torch and the code's commit; with a CUDA `device` (torch.device or str) also the GPU
+    and its memory."""
     import torch
 
     info = {"platform": platform.platform(), "os": f"{platform.system()} {platform.release()}",
             "node": platform.node(), "python": platform.python_version(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cuda_version": torch.version.cuda}
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cuda_version": torch.version.cuda,
+            "commit": commit()}
     device = torch.device(device) if device is not None else None
     if device is not None and device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

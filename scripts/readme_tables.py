@@ -145,8 +145,9 @@ def gpu_throughput(src: Source) -> str:
         out.append(f"| {_model(labels, arch, w)} | " + " | ".join(cells) + " |")
     variants = [r for r in records if r.get("variant")]
     if variants:
-        out += ["", "Other precisions at the largest K measured (same machine and file):", "",
-                f"| model | K | precision | {precision} img/s | img/s | ÷ {precision} | ÷ (c) seed loop "
+        out += ["", "Other settings (precision, pack layout, compiled) at the largest K measured (same machine and "
+                "file; the default is the row of the table above):", "",
+                f"| model | K | setting | default img/s | img/s | ÷ default | ÷ (c) seed loop "
                 "| TFLOP/s (of peak) | peak GPU memory per member |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in variants:
             base = get.get(("batched", r["arch"], r["width"], r["k"]))

@@ -10,7 +10,7 @@ import pytest
 
 from bench.throughput import project as P
 from bench.throughput.report import device_peaks, evaluate_goals, finish_ratios, load_goals
-from bench.throughput.run import run_benchmark
+from bench.throughput.run import parse_variant, run_benchmark
 from conftest import tiny_config
 
 
@@ -20,7 +20,7 @@ def test_benchmark_tiny(tmp_path):
                          training={"epochs": 2, "batch_size": 64, "dtype": "float32",
                                    "subepoch_snapshots": 2, "subepoch_epochs": 1})
     res = run_benchmark(device="cpu", archs=["lenet"], widths=[1], ks=[2], images=160, test_images=32,
-                        workers=0, pack_check=False, precisions=["bf16"], project_config=config, proj_warmup=1,
+                        workers=0, pack_check=False, variants=["bf16", "per_member_channels_last"], project_config=config, proj_warmup=1,
                         proj_steps=2, proj_eval_images=64, out=out, log=lambda *a: None, strict=True)
     assert json.loads(out.read_text())["records"] == json.loads(json.dumps(res["records"], default=float))
 
@@ -28,7 +28,8 @@ def test_benchmark_tiny(tmp_path):
         assert key in res["machine"]
     assert res["settings"]["n_train"] == 160 and "what_is_timed" in res["settings"]
     loops = {(r["loop"], r.get("variant"), r["k"]) for r in res["records"]}
-    assert loops == {("seed_loop", None, 1), ("single", None, 1), ("batched", None, 2), ("batched", "bf16", 2)}, loops
+    assert loops == {("seed_loop", None, 1), ("single", None, 1), ("batched", None, 2), ("batched", "bf16", 2),
+                     ("batched", "per_member_channels_last", 2)}, loops
     assert not res["skipped"]
     for r in res["records"]:
         assert r["arch"] == "lenet" and r["width"] == 1
@@ -40,7 +41,9 @@ def test_benchmark_tiny(tmp_path):
             # one step inside the timed epoch, so it cannot take longer than that epoch
             assert 0 < r["steps_only_seconds"] <= r["seconds"]
             assert r["step_seconds"] == r["steps_only_seconds"]
-    assert [r["precision"] for r in res["records"] if r["loop"] == "batched"] == ["tf32", "bf16"]
+    batched = [r for r in res["records"] if r["loop"] == "batched"]
+    assert [r["precision"] for r in batched] == ["tf32", "bf16", "tf32"]
+    assert [r["trainer_layout"] for r in batched] == ["grouped_channels_last"] * 2 + ["per_member_channels_last"]
 
     p = res["projection"]
     assert p["runs"] == 2 and p["complete"] and p["total_hours"] > 0
@@ -48,12 +51,26 @@ def test_benchmark_tiny(tmp_path):
     assert row["pack_sizes"] == [1, 1]  # pack_plan keeps runs alone on the CPU
     assert row["snapshots_per_run"] == 1 + 2 + 1  # init, 2 in epoch 1, 1 in epoch 2
     (m,) = row["measured"]
+    assert m["trainer_layout"] == "grouped_channels_last" and not m["trainer_compile"]  # auto on the CPU
     assert m["timed_steps"] == 2 and m["step_seconds"] > 0 and m["checkpoint_seconds"] > 0
     # the pack cost formula of bench/throughput/project.py, by hand (digits: 1347 train / 450 test images)
     spe = math.ceil(row["n_train"] / 64)
     one = 2 * (spe * m["step_seconds"] + m["checkpoint_seconds"]) + \
         4 * (row["n_test"] / m["eval_images_per_s_per_model"] + m["snapshot_io_seconds"])
     assert p["total_hours"] == pytest.approx(2 * one / 3600)
+
+
+@pytest.mark.parametrize("name, parsed", [("bf16", {"precision": "bf16"}), ("compile", {"compile": True}),
+                                           ("bf16+per_member+compile",
+                                            {"precision": "bf16", "layout": "per_member", "compile": True})])
+def test_variant_names(name, parsed):
+    assert parse_variant(name) == parsed
+
+
+@pytest.mark.parametrize("name", ["fp16", "bf16+fp32", "grouped+per_member", ""])
+def test_bad_variant_names_are_refused_by_name(name):
+    with pytest.raises(ValueError, match="variant"):
+        parse_variant(name)
 
 
 def test_goals_count_every_member_and_come_from_the_goals_file():
@@ -106,6 +123,12 @@ def test_study_loads_without_jsonschema(monkeypatch, repo_root):
     without, how = P.load_study(repo_root / "config" / "paper.yaml")
     assert how.startswith("schema defaults")
     assert without == with_schema
+    # another precision (the bf16 projection): every run id gets -bf16, so the stages whose patterns name
+    # run ids (cmd.deep, modularity.epochs_for) are left out rather than refused
+    bf16, _ = P.load_study(repo_root / "config" / "paper.yaml", precision="bf16")
+    assert bf16["training"]["precision"] == "bf16" and not bf16["cmd"].get("deep")
+    assert {k: v for k, v in bf16["training"].items() if k != "precision"} == \
+        {k: v for k, v in with_schema["training"].items() if k != "precision"}
 
 
 def test_cluster_projection_schedules_jobs_longest_first_and_splits_blocks_into_packs():

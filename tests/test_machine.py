@@ -3,7 +3,7 @@
 import os
 import platform
 
-from netdyn.machine import cpu_model, describe, one_line
+from netdyn.machine import commit, cpu_model, describe, one_line
 
 
 def test_describe_names_this_machine():
@@ -24,3 +24,19 @@ def test_one_line_reads_only_the_description():
     info = {"cpu_model": "Some CPU", "cpu_count": 16, "os": "Linux 6.1", "device": "cuda:0", "device_name": "H200"}
     assert one_line(info) == "Some CPU, 16 cores, Linux 6.1, H200"
     assert one_line({**info, "device": "cpu"}) == "Some CPU, 16 cores, Linux 6.1"
+
+
+def test_commit_is_git_head_or_else_the_environment(monkeypatch, tmp_path):
+    import subprocess
+
+    from netdyn import machine
+
+    head = subprocess.run(["git", "-C", str(machine.REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    if head:
+        assert commit().split("+")[0] == head and describe()["commit"] == commit()
+    monkeypatch.setattr(machine, "REPO", tmp_path)  # a copy of the tree without .git
+    monkeypatch.setenv("NETDYN_COMMIT", "abc123")
+    assert commit() == "abc123"
+    monkeypatch.delenv("NETDYN_COMMIT")
+    assert commit() is None

@@ -124,6 +124,27 @@ def test_per_member_layout_pack_equals_solo_and_records_its_layout(trained, tmp_
         assert _result(solo_out, spec)["pack"] == {"size": 1, "layout": "grouped_channels_last", "compile": False}
 
 
+def test_train_runs_trains_each_pack_in_the_chosen_layout_and_records_the_probe(tmp_path, make_spec, monkeypatch):
+    """What train_runs does with training.pack_layout: auto on a GPU, without one: choose_layout's answer (here
+    planted, as its probe gives it on cuda) is the layout the pack trains in, asked once per kind of pack,
+    and its probe times reach every run's result.json."""
+    import netdyn.train
+
+    asked = []
+
+    def planted(spec, info, device, k, layout):
+        asked.append((spec.pack_key, k, layout))
+        return "per_member", {"per_member": 0.001, "grouped": 0.0025}
+
+    monkeypatch.setattr(netdyn.train, "choose_layout", planted)
+    specs = [make_spec("lenet", lr=0.05, seed=s, epochs=1) for s in (0, 1)]
+    train_runs(specs, tmp_path, pack="always", pack_layout="auto")
+    assert asked == [(specs[0].pack_key, 2, "auto")]
+    for spec in specs:
+        assert _result(tmp_path, spec)["pack"] == {"size": 2, "layout": "per_member", "compile": False,
+                                                   "layout_probe_ms_per_step": {"per_member": 1.0, "grouped": 2.5}}
+
+
 def test_compiled_pack_follows_the_eager_one_without_recompiling_per_step(tmp_path, make_spec):
     """training.compile: the packed model through torch.compile (inductor on the CPU) trains the same runs as
     eager PyTorch to float32 rounding, and compiles a handful of graphs (full and last minibatch, test pass),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .run import run_benchmark
+from .run import parse_variant, run_benchmark
 from .report import print_table
 from .trainer import ARCHS
 
@@ -54,7 +54,12 @@ def parser() -> argparse.ArgumentParser:
                    help="cuda: leave cuDNN autotuning off (netdyn's train_runs switches it on)")
     t.add_argument("--precisions", nargs="*", default=[],
                    help="re-measure the largest pack per (arch, width) at these training.precision values")
-    t.add_argument("--precision-budget", type=float, default=90.0)
+    t.add_argument("--variants", nargs="*", default=[],
+                   help="re-measure the largest pack per (arch, width) with these settings, after --precisions: "
+                        "'+'-joined training.precision / training.pack_layout values and 'compile', e.g. "
+                        "per_member_channels_last bf16+grouped_channels_last compile")
+    t.add_argument("--variant-budget", "--precision-budget", dest="variant_budget", type=float, default=90.0,
+                   help="seconds for all --precisions and --variants")
     t.add_argument("--pack-check", dest="pack_check", action="store_true", default=None,
                    help="per-model speed of K=1/4/8 packs on 16x16 digits (default: on for cpu)")
     t.add_argument("--no-pack-check", dest="pack_check", action="store_false")
@@ -64,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project-precision", default=None, help="override the config's training.precision")
     p.add_argument("--proj-blocks", nargs="+", default=None,
                    help="measure only these blocks, as arch_label:width (e.g. lenet:1 vgg11bn:4); default all")
+    p.add_argument("--proj-datasets", nargs="+", default=None,
+                   help="measure only blocks of these data sets (e.g. cifar10); the others are estimated from the "
+                        "same architecture and width; default all")
     p.add_argument("--project-budget", type=float, default=180.0, help="seconds for the projection measurements")
     p.add_argument("--proj-warmup", type=int, default=5)
     p.add_argument("--proj-steps", type=int, default=30)
@@ -72,7 +80,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    a = parser().parse_args(argv)
+    ap = parser()
+    a = ap.parse_args(argv)
+    for name in a.precisions + a.variants:
+        try:
+            parse_variant(name)
+        except ValueError as err:
+            ap.error(str(err))
     if a.threads:
         torch.set_num_threads(a.threads)
     quick = a.quick
@@ -80,10 +94,10 @@ def main(argv=None) -> dict:
         device=a.device, archs=a.archs or ["lenet", "vgg"], widths=a.widths or ([1] if quick else [1, 4]),
         ks=a.ks or ([1, 4] if quick else [1, 8, 32, 128]), images=a.images or (1500 if quick else 50000),
         test_images=a.test_images, workers=a.workers, table=a.table, time_budget=a.time_budget,
-        config_grace=a.config_grace, seed_loop=not a.no_seed_loop, precisions=a.precisions,
-        precision_budget=a.precision_budget, pack_check=a.pack_check, project_config=a.project,
+        config_grace=a.config_grace, seed_loop=not a.no_seed_loop, variants=a.precisions + a.variants,
+        variant_budget=a.variant_budget, pack_check=a.pack_check, project_config=a.project,
         project_budget=a.project_budget, project_precision=a.project_precision,
-        project_blocks=a.proj_blocks, proj_warmup=a.proj_warmup,
+        project_blocks=a.proj_blocks, project_datasets=a.proj_datasets, proj_warmup=a.proj_warmup,
         proj_steps=a.proj_steps, proj_eval_images=a.proj_eval_images, profile_steps=a.profile_steps,
         cudnn_benchmark=a.cudnn_benchmark, out=a.out, machine_label=a.machine_label,
         repeats=a.repeats or (2 if quick else 1), strict=a.strict,

@@ -4,7 +4,9 @@
 For each (arch, data set, width): runs -> training groups (``netdyn.config.group_size`` for this device) ->
 packs (``netdyn.train.pack_plan`` with the config's ``pack`` setting, then at most MAX_PACK members). Each
 distinct pack size K is timed with :func:`.trainer.measure_steps` on synthetic tensors of the data set's real
-shape (fashionmnist: 1x32x32 at image_size 32; no files). A pack costs
+shape (fashionmnist: 1x32x32 at image_size 32; no files), in the pack layout training would choose
+(``training.pack_layout``; auto: ``netdyn.plan.choose_layout``'s probe steps, timed within the budget and
+recorded) and compiled where ``training.compile`` says so. A pack costs
 ``epochs * (steps_per_epoch * t_step + t_checkpoints) + n_snapshots * (n_test / eval_rate + t_snapshot_io)``.
 When the budget runs out, a pack size is estimated from the nearest measured K of the same
 (arch, data set, width), else from the same (arch, width) on the other data set; such rows say so.
@@ -19,7 +21,7 @@ import torch
 
 from netdyn.config import RunSpec, expand_grid, group_size, training_groups
 from netdyn.data import dataset_info
-from netdyn.train import pack_plan, snapshot_steps
+from netdyn.train import choose_layout, pack_plan, snapshot_steps
 
 from .common import OverTime, cleanup, is_oom, now, reason
 from .trainer import measure_steps, train_flops_per_image
@@ -39,7 +41,10 @@ def _fill_schema_defaults(schema: dict, config: dict) -> None:
 
 
 def load_study(config, precision: str | None = None) -> tuple[dict, str]:
-    """A study config (path or dict) with defaults filled and semantic checks run; how it was validated."""
+    """A study config (path or dict) with defaults filled and semantic checks run; how it was validated.
+    `precision` overrides training.precision; then the stages after training (cmd, modularity) are left out,
+    since their run-id patterns name the runs of the config's own precision (another one appends -<precision>
+    to every run id)."""
     import yaml
 
     from netdyn.config import check_semantics, load_schema, validate_config
@@ -47,6 +52,8 @@ def load_study(config, precision: str | None = None) -> tuple[dict, str]:
     cfg = copy.deepcopy(config) if isinstance(config, dict) else yaml.safe_load(open(config))
     if precision:
         cfg.setdefault("training", {})["precision"] = precision
+        for stage in ("cmd", "modularity"):
+            cfg.pop(stage, None)
     try:
         return validate_config(cfg), "netdyn.config.validate_config"
     except ImportError as err:  # no jsonschema / snakemake here
@@ -119,18 +126,20 @@ def _block_row(key: tuple, c: dict, results: dict) -> dict:
 
 
 def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, steps: int = 30,
-            eval_images: int = 2048, precision: str | None = None, blocks=None, log=print, grace_s: float = 60.0,
+            eval_images: int = 2048, precision: str | None = None, blocks=None, datasets=None, log=print,
+            grace_s: float = 60.0,
             strict: bool = False, on_measurement=None) -> dict:
     """Measure the packs of `config` (largest pack of every block first, then the next sizes; costliest
     first within a rank) until `budget_s` is spent, and cost every pack; see the module docstring.
-    `blocks` ("arch_label:width" strings, e.g. "lenet:1") limits which blocks are measured; the others are
-    estimated or left "not measured". `on_measurement(partial_result)` is called after each measurement
+    `blocks` ("arch_label:width" strings, e.g. "lenet:1") and `datasets` limit which blocks are measured; the
+    others are estimated (a block of another data set from the same architecture and width) or left "not
+    measured". `on_measurement(partial_result)` is called after each measurement
     (to keep a JSON file current)."""
     cfg, validated = load_study(config, precision)
     combos = _plan(cfg, device)
     order = sorted((rank, -c["flops"] * k, key, k) for key, c in combos.items()
                    for rank, k in enumerate(sorted({len(p) for p in c["packs"]}, reverse=True))
-                   if blocks is None or f"{key[0]}:{key[2]}" in blocks)
+                   if (blocks is None or f"{key[0]}:{key[2]}" in blocks) and (datasets is None or key[1] in datasets))
     results: dict[tuple, dict] = {}
     skipped = []
 
@@ -140,9 +149,11 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
         return {"config": str(config) if not isinstance(config, dict) else "<dict>", "config_validated": validated,
                 "precision": cfg["training"].get("precision"), "device": str(device),
                 "runs": sum(r["runs"] for r in rows), "pack": cfg["training"].get("pack", "auto"),
+                "pack_layout": cfg["training"]["pack_layout"], "compile": cfg["training"]["compile"],
                 "max_pack": MAX_PACK, "data": "synthetic tensors of each data set's real shape (fashionmnist "
                 "1x32x32 at the config's image_size 32), no files", "warmup_steps": warmup, "timed_steps": steps,
-                "eval_images": eval_images, "measured_blocks_only": blocks, "rows": rows, "skipped": skipped, "total_hours": total,
+                "eval_images": eval_images, "measured_blocks_only": blocks,
+                "measured_datasets_only": datasets, "rows": rows, "skipped": skipped, "total_hours": total,
                 "hours_measured_blocks": sum(r["hours"] for r in rows if r["measured_in_full"]),
                 "blocks_measured_in_full": sum(r["measured_in_full"] for r in rows), "blocks": len(rows),
                 "complete": not any(p["source"] == "not measured" for r in rows for p in r["packs"]),
@@ -156,11 +167,16 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
         c = combos[key]
         specs = next(p for p in c["packs"] if len(p) == k)
         try:
+            layout, probe = choose_layout(specs[0], c["info"], device, k, cfg["training"]["pack_layout"])
             rec = measure_steps(specs, c["info"], device, end + grace_s, warmup=warmup, steps=steps,
-                                eval_images=eval_images)
+                                eval_images=eval_images, options={"layout": layout, "layout_probe": probe,
+                                                                  "compile": cfg["training"]["compile"]})
+            if probe:
+                rec["layout_probe_ms_per_step"] = {name: t * 1e3 for name, t in probe.items()}
             results[(key, k)] = rec
             log(f"  projection {key[0]:>9} {key[1]:>12} w{key[2]} K={k:<3} {rec['images_per_s_per_model']:>10.0f} "
-                f"img/s/model  step {rec['step_seconds'] * 1e3:.2f} ms")
+                f"img/s/model  step {rec['step_seconds'] * 1e3:.2f} ms  ({rec['trainer_layout']}"
+                f"{', compiled' if rec['trainer_compile'] else ''})")
         except OverTime:
             skipped.append({"combo": list(key), "k": k, "reason": "projection budget spent mid-measurement"})
         except Exception as err:  # an OOM at the plan's K would also crash real training: keep it visible

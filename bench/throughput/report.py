@@ -138,7 +138,8 @@ def print_table(result: dict) -> None:
         p = result["projection"]
         print(f"\nprojection of {p['config']} ({p['precision']}) on {p['device']}: {p['runs']} runs")
         for r in p["rows"]:
-            rate = ", ".join(f"K={mm['k']}: {mm['images_per_s_per_model']:,.0f}" for mm in r["measured"])
+            rate = ", ".join(f"K={mm['k']}: {mm['images_per_s_per_model']:,.0f} {mm.get('trainer_layout', '')}"
+                             f"{'+compile' if mm.get('trainer_compile') else ''}" for mm in r["measured"])
             print(f"  {r['arch']:>9} {r['dataset']:>12} w{r['width']}  packs {sorted(set(r['pack_sizes']), reverse=True)}"
                   f"  img/s/model [{rate}]  {r['hours']:.3f} h")
         print(f"  total {p['total_hours']:.2f} h ({'complete' if p['complete'] else 'INCOMPLETE'}, "

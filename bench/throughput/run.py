@@ -1,4 +1,4 @@
-"""The benchmark run: the main table (seed loop, single, packed), precision variants at the largest pack,
+"""The benchmark run: the main table (seed loop, single, packed), variants (precision, pack layout, compile) at the largest pack,
 the CPU pack check and the projection, written to JSON after every measurement."""
 
 from __future__ import annotations
@@ -97,11 +97,30 @@ def _main_table(rec: Recorder, dev, archs, widths, ks, train_d, test_d, info, ro
                              **r})
 
 
-def _precision_variants(rec: Recorder, dev, archs, widths, precisions, train_d, test_d, info, *, budget_s, grace,
-                        repeats, strict) -> None:
-    """Re-measure the largest pack measured per (arch, width) at each of `precisions`."""
+def parse_variant(name: str) -> dict:
+    """A variant of the trainer's settings, e.g. ``bf16``, ``per_member_channels_last``, ``compile`` or
+    ``bf16+per_member+compile``: '+'-joined training.precision / training.pack_layout values and ``compile``."""
+    from netdyn.config import PRECISIONS
+    from netdyn.packed import LAYOUTS
+
+    out = {}
+    for part in name.split("+"):
+        key = "precision" if part in PRECISIONS else "layout" if part in LAYOUTS else "compile" \
+            if part == "compile" else None
+        if key is None or key in out:
+            raise ValueError(f"variant {name!r}: {part!r} is not a precision ({', '.join(PRECISIONS)}), a pack layout "
+                             f"({', '.join(LAYOUTS)}) or 'compile', or repeats one")
+        out[key] = part if key != "compile" else True
+    return out
+
+
+def _variants(rec: Recorder, dev, archs, widths, variants, train_d, test_d, info, *, budget_s, grace,
+              repeats, strict) -> None:
+    """Re-measure the largest pack measured per (arch, width) with each of `variants` (see parse_variant)."""
     end = now() + budget_s
-    for prec in precisions:
+    for name in variants:
+        v = parse_variant(name)
+        options = {k: v[k] for k in ("layout", "compile") if k in v}
         for width in widths:
             for arch in archs:
                 done = [r for r in rec.records if r["loop"] == "batched" and not r.get("variant")
@@ -109,21 +128,23 @@ def _precision_variants(rec: Recorder, dev, archs, widths, precisions, train_d, 
                 if not done:
                     continue
                 base = max(done, key=lambda r: r["k"])
-                if not HAS_PRECISION:
-                    rec.skip("batched+" + prec, arch, width, base["k"], "RunSpec has no precision field")
+                if "precision" in v and not HAS_PRECISION:
+                    rec.skip("batched+" + name, arch, width, base["k"], "RunSpec has no precision field")
                     continue
                 if now() > end:
-                    rec.skip("batched+" + prec, arch, width, base["k"], "precision budget spent")
+                    rec.skip("batched+" + name, arch, width, base["k"], "variant budget spent")
                     continue
-                specs = bench_specs(arch, width, base["k"], precision=prec)
-                r = rec.attempt("batched+" + prec, arch, width, base["k"], lambda: measure_trainer(
-                    specs, train_d, test_d, info, dev, end + grace, repeats=repeats), strict, "precision budget")
-                if r and r["trainer_precision"] != prec:
-                    rec.skip("batched+" + prec, arch, width, base["k"], "PackTrainer does not apply RunSpec.precision")
+                specs = bench_specs(arch, width, base["k"], precision=v.get("precision"))
+                r = rec.attempt("batched+" + name, arch, width, base["k"], lambda: measure_trainer(
+                    specs, train_d, test_d, info, dev, end + grace, repeats=repeats, options=options),
+                    strict, "variant budget")
+                applied = r and {k: r["trainer_" + k] for k in v}
+                if r and applied != v:
+                    rec.skip("batched+" + name, arch, width, base["k"], f"PackTrainer applied {applied}, not {v}")
                 elif r:
-                    rec.add({"loop": "batched", "variant": prec, "precision": prec,
+                    rec.add({"loop": "batched", "variant": name, "precision": r["trainer_precision"],
                              **{kk: base[kk] for kk in ("arch", "arch_label", "width", "train_flops_per_image")}, **r,
-                             "speedup_vs_" + base["precision"]: r["images_per_s_total"] / base["images_per_s_total"]})
+                             "speedup_vs_base": r["images_per_s_total"] / base["images_per_s_total"]})
 
 
 def cpu_pack_check(dev: torch.device, archs, ks, log=print, repeats: int = 1) -> dict:
@@ -156,9 +177,10 @@ def cpu_pack_check(dev: torch.device, archs, ks, log=print, repeats: int = 1) ->
 def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), ks=(1, 4), images: int = 1500,
                   test_images: int = 256, workers: int | None = None, table: bool = True,
                   time_budget: float | None = None, config_grace: float = 60.0, seed_loop: bool = True,
-                  precisions=(), precision_budget: float = 90.0, pack_check: bool | None = None,
+                  variants=(), variant_budget: float = 90.0, pack_check: bool | None = None,
                   pack_check_ks=(1, 4, 8), project_config=None, project_budget: float = 180.0,
-                  project_precision: str | None = None, project_blocks=None, proj_warmup: int = 5, proj_steps: int = 30,
+                  project_precision: str | None = None, project_blocks=None, project_datasets=None,
+                  proj_warmup: int = 5, proj_steps: int = 30,
                   proj_eval_images: int = 2048, profile_steps: int = 0, cudnn_benchmark: bool = True,
                   out: Path | None = None, machine_label: str | None = None, log=print,
                   extra_settings: dict | None = None, repeats: int = 1, strict: bool = False) -> dict:
@@ -182,11 +204,12 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
                      "seed_loop_pin_memory": dev.type == "cuda", "time_budget_s": time_budget,
                      "config_grace_s": config_grace, "profile_steps": profile_steps,
                      "cudnn_benchmark": torch.backends.cudnn.benchmark if dev.type == "cuda" else None,
-                     "precision_variants": list(precisions), "device_peaks_tflops": peaks,
+                     "variants": list(variants), "device_peaks_tflops": peaks,
                      "data": "synthetic CIFAR-10-format files (seeded uint8, 10 classes); seed loop via "
                              "torchvision.datasets.CIFAR10, trainer via netdyn.data.load_dataset('cifar10')",
                      "members": "seeds 1000+i, learning rates cycling " + str(LEARNING_RATES) + ", dropout 0, "
-                                "momentum 0.9, crop padding 4, flip; precision: RunSpec's default unless a variant",
+                                "momentum 0.9, crop padding 4, flip; precision: RunSpec's default, pack layout: "
+                                "the device's default (netdyn.packed.default_layout), eager, unless a variant",
                      "what_is_timed": WHAT_IS_TIMED, **(extra_settings or {})},
         "records": [], "skipped": [], "anchors": goals["anchors"],
     }
@@ -206,9 +229,9 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
             _main_table(rec, dev, archs, widths, ks, train_d, test_d, info, root, workers=workers,
                         budget_end=budget_end, grace=config_grace, seed_loop=seed_loop, profile_steps=profile_steps,
                         repeats=repeats, strict=strict)
-            if precisions:
-                _precision_variants(rec, dev, archs, widths, precisions, train_d, test_d, info,
-                                    budget_s=precision_budget, grace=config_grace, repeats=repeats, strict=strict)
+            if variants:
+                _variants(rec, dev, archs, widths, variants, train_d, test_d, info,
+                          budget_s=variant_budget, grace=config_grace, repeats=repeats, strict=strict)
             del train_d, test_d
             cleanup(dev)
     if pack_check:
@@ -225,7 +248,8 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
             rec.write()
 
         keep(project(project_config, dev, budget_s=project_budget, warmup=proj_warmup, steps=proj_steps,
-                     eval_images=proj_eval_images, precision=project_precision, blocks=project_blocks, log=log, grace_s=config_grace,
+                     eval_images=proj_eval_images, precision=project_precision, blocks=project_blocks,
+                     datasets=project_datasets, log=log, grace_s=config_grace,
                      strict=strict, on_measurement=keep))
         log(f"  projected total: {describe(result['projection'])}; goal <= {g['paper_grid_hours_one_gpu']} h on one "
             f"{g['applies_to_device']}")

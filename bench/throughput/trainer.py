@@ -38,6 +38,8 @@ from .data import synthetic_image_data
 ARCHS = {  # benchmark name -> RunSpec architecture fields
     "lenet": dict(arch="lenet", arch_label="lenet", depth=None, batchnorm=None),
     "vgg": dict(arch="vgg", arch_label="vgg11bn", depth=11, batchnorm=True),
+    "alexnet": dict(arch="alexnet", arch_label="alexnet", depth=None, batchnorm=None),
+    "resnet20": dict(arch="resnet", arch_label="resnet20", depth=20, batchnorm=True),
 }
 LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)  # members cycle through these
 HAS_PRECISION = "precision" in {f.name for f in dataclasses.fields(RunSpec)}  # training.precision landed?
@@ -186,13 +188,14 @@ def _peak_memory(device: torch.device, k: int, base: int = 0) -> dict:
             "peak_mem_above_data_per_member_bytes": (peak - base) / k}
 
 
-def _fit(specs, train, test, info, device, probe) -> tuple[PackTrainer, float]:
-    """Build a pack trainer with `probe` as its hooks in a scratch directory and run fit() until the probe
-    stops it; returns the trainer and its construction time (not timed otherwise)."""
+def _fit(specs, train, test, info, device, probe, options: dict | None) -> tuple[PackTrainer, float]:
+    """Build a pack trainer with `probe` as its hooks (and `options`: PackTrainer's layout / compile keywords)
+    in a scratch directory and run fit() until the probe stops it; returns the trainer and its construction
+    time (not timed otherwise)."""
     out = Path(tempfile.mkdtemp(prefix="netdyn-bench-"))
     try:
         t = now()
-        trainer = PackTrainer(specs, train, test, info, out, device, hooks=probe)
+        trainer = PackTrainer(specs, train, test, info, out, device, hooks=probe, **(options or {}))
         build_s = now() - t
         try:
             trainer.fit()
@@ -203,9 +206,17 @@ def _fit(specs, train, test, info, device, probe) -> tuple[PackTrainer, float]:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def _applied(trainer: PackTrainer) -> dict:
+    """What the trainer applied (not what was asked for): precision, pack layout, compiled or not."""
+    return {"trainer_precision": getattr(trainer, "precision", None),
+            "trainer_layout": getattr(trainer.model, "layout", None),
+            "trainer_compile": getattr(trainer, "forward", trainer.model) is not trainer.model}
+
+
 def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo, device: torch.device,
-                    deadline: float, *, profile_steps: int = 0, repeats: int = 1) -> dict:
-    """Epoch mode (see the module docstring); all timed epochs are kept in ``seconds_all``."""
+                    deadline: float, *, profile_steps: int = 0, repeats: int = 1, options: dict | None = None) -> dict:
+    """Epoch mode (see the module docstring); all timed epochs are kept in ``seconds_all``. `options`:
+    PackTrainer's ``layout`` / ``compile`` keywords (a compiled pack compiles in its warm-up epoch)."""
     k, n = len(specs), len(train)
     bs = specs[0].batch_size
     spe = math.ceil(n / bs)
@@ -219,7 +230,7 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
     probe = EpochProbe(device, deadline, spe, range(2, 2 + repeats),
                        profile_epoch=2 + repeats if profile_steps else None, profile_steps=profile_steps)
     try:
-        trainer, build_s = _fit(specs, train, test, info, device, probe)
+        trainer, build_s = _fit(specs, train, test, info, device, probe, options)
         t = probe.snap_times
         if len(t) < 2 + repeats:
             raise RuntimeError(f"fit() ended after {len(t) - 1} epochs (every member diverged?)")
@@ -227,8 +238,7 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
         seconds = min(all_s)
         rec = {"k": k, "images_timed_per_model": n, "steps_timed": spe, "seconds": seconds, "seconds_all": all_s,
                "images_per_s_per_model": n / seconds, "images_per_s_total": k * n / seconds,
-               "build_seconds": build_s, "warmup_epoch_seconds": t[1] - t[0],
-               "trainer_precision": getattr(trainer, "precision", None)}  # what the trainer applied
+               "build_seconds": build_s, "warmup_epoch_seconds": t[1] - t[0], **_applied(trainer)}
         spans = [v[1] - v[0] for v in probe.step_spans.values() if len(v) == 2]
         if spans:  # steps 2..last of the fastest timed epoch: the training loop without per-epoch work
             steps_s = min(spans)
@@ -248,10 +258,11 @@ def measure_trainer(specs: list[RunSpec], train: ImageData, test: ImageData, inf
 
 
 def measure_steps(specs: list[RunSpec], info: DatasetInfo, device: torch.device, deadline: float, *, warmup: int,
-                  steps: int, eval_images: int) -> dict:
+                  steps: int, eval_images: int, options: dict | None = None) -> dict:
     """Step mode (see the module docstring) on synthetic tensors of the data set's shape: one epoch of
     warmup + `steps` steps (one snapshot, at its end), then ``evaluate`` on `eval_images` test images. While
-    it runs, a placeholder keeps the device memory of the data set's full train split taken."""
+    it runs, a placeholder keeps the device memory of the data set's full train split taken. `options`:
+    PackTrainer's ``layout`` / ``layout_probe`` / ``compile`` keywords."""
     k, bs = len(specs), specs[0].batch_size
     n = (warmup + steps) * bs
     specs = with_fields(specs, epochs=1, subepoch_snapshots=1)
@@ -264,22 +275,23 @@ def measure_steps(specs: list[RunSpec], info: DatasetInfo, device: torch.device,
         torch.cuda.reset_peak_memory_stats(device)
     probe = StepProbe(device, deadline, warmup, warmup + steps)
     try:
-        trainer, build_s = _fit(specs, train, test, info, device, probe)
+        trainer, build_s = _fit(specs, train, test, info, device, probe, options)
         if probe.t_checkpoints is None:
             raise RuntimeError("fit() ended before the measurement finished (every member diverged?)")
         step_s = (probe.t1 - probe.t0) / steps
         with autocast(specs[0].precision, device):  # as PackTrainer evaluates: in the run's precision
-            evaluate(trainer.model, eval_data, k)  # warm-up
+            evaluate(trainer.forward, eval_data, k)  # warm-up
             sync(device)
             t = now()
-            evaluate(trainer.model, eval_data, k)
+            evaluate(trainer.forward, eval_data, k)
             sync(device)
             eval_s = now() - t
         rec = {"k": k, "step_seconds": step_s, "timed_steps": steps,
                "images_per_s_per_model": bs / step_s, "images_per_s_total": k * bs / step_s,
                "eval_images_per_s_per_model": len(eval_data) / eval_s,
                "snapshot_io_seconds": probe.t_snapshot - probe.t1,
-               "checkpoint_seconds": probe.t_checkpoints - probe.t_snapshot, "build_seconds": build_s}
+               "checkpoint_seconds": probe.t_checkpoints - probe.t_snapshot, "build_seconds": build_s,
+               **_applied(trainer)}
         rec.update(_peak_memory(device, k))
         del trainer
         return rec
