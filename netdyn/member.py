@@ -73,6 +73,7 @@ class MemberState:
     dir: Path
     writer: TrajectoryWriter
     curves: list[dict] = field(default_factory=list)
+    n_snapshots: int = 0  # snapshots taken (the trajectory file may still be catching up: writes are queued)
     epoch: int = 0  # completed epochs
     step: int = 0  # optimisation steps taken
     diverged_at: float | None = None
@@ -101,10 +102,11 @@ def open_member(spec: RunSpec, run_dir: Path, info: DatasetInfo, study: dict | N
 
 def _member_state(spec: RunSpec, run_dir: Path, writer: TrajectoryWriter, ckpt: Checkpoint | None) -> MemberState:
     if ckpt is None:
-        return MemberState(spec, run_dir, writer)
+        return MemberState(spec, run_dir, writer, n_snapshots=writer.n_snapshots)
     meta = ckpt.meta  # "epoch" and "step" are the pack's; a diverged member stopped counting before
-    return MemberState(spec, run_dir, writer, meta["curves"], meta.get("epochs_completed", meta["epoch"]),
-                       meta["step"], meta.get("diverged_at"), elapsed=meta["elapsed"], checkpoint=ckpt)
+    return MemberState(spec, run_dir, writer, meta["curves"], writer.n_snapshots,
+                       meta.get("epochs_completed", meta["epoch"]), meta["step"], meta.get("diverged_at"),
+                       elapsed=meta["elapsed"], checkpoint=ckpt)
 
 
 def run_config(spec: RunSpec, info: DatasetInfo, study: dict | None) -> dict:
@@ -113,8 +115,9 @@ def run_config(spec: RunSpec, info: DatasetInfo, study: dict | None) -> dict:
 
 
 def checkpoint_meta(m: MemberState, epoch: int, step: int) -> dict:
-    """Book-keeping saved with a member's state at the end of the pack's `epoch` (`step` steps taken)."""
-    return {"epoch": epoch, "step": step, "n_snapshots": m.writer.n_snapshots, "curves": m.curves,
+    """Book-keeping saved with a member's state at the end of the pack's `epoch` (`step` steps taken): a copy,
+    since training goes on appending to the curves while the checkpoint waits to be written."""
+    return {"epoch": epoch, "step": step, "n_snapshots": m.n_snapshots, "curves": list(m.curves),
             "elapsed": m.elapsed + time.time() - m.started, "diverged_at": m.diverged_at,
             "epochs_completed": m.epoch}
 

@@ -12,7 +12,9 @@ Per run, under ``<out>/<run id>/`` (its files are read and written by :mod:`netd
 While training, the checkpoint holds every member's last completed epoch (weights, buffers, momentum,
 curves, divergence) so a killed job resumes there and ends with the same bytes as an uninterrupted run;
 and the process holds each run's lock, so no second process (an orphan of a killed job) writes it too.
-A finished run is checked (trajectory against manifest, result and curves) before it is kept.
+A finished run is checked (trajectory against manifest, result and curves) before it is kept. The files are
+written on a background thread in the order the loop queues them (:mod:`netdyn.rundir.background`), so
+the device trains on meanwhile; a kill leaves a prefix of those writes, as if it had come earlier.
 
 A run with ``embedded_cmd`` settings trains with embedded CMD (:mod:`netdyn.cmd.embedded`): from its warm-up on,
 a growing share of its parameters is frozen to follow its CMD modes; its state is its own inside a pack, and a
@@ -47,6 +49,7 @@ from .plan import choose_layout, member_memory_bytes, pack_plan, storage_estimat
 from .precision import autocast, set_tf32
 from .rundir import (RunLocks, RunMismatchError, check_same_run, has_result, read_result,  # noqa: F401
                      snapshot_steps, snapshots_per_run, write_curves)
+from .rundir.background import BackgroundWrites
 from .rundir.checkpoint import resume_point, save_checkpoint
 from .rundir.verify import verify_finished
 
@@ -118,8 +121,10 @@ class PackTrainer:
     records them (result.json's ``pack``).
 
     It takes the locks of its runs (unless this process holds them: ``train_runs`` does) and lets go of
-    them when ``fit`` ends, however it ends.
+    them when ``fit`` ends, however it ends, after the writes it queued are done.
     """
+
+    background_writes = True  # False: every file written in place, in the loop (bench/epoch_overhead.py compares)
 
     def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
                  out_dir: Path, device: torch.device, study: dict | None = None,
@@ -177,17 +182,19 @@ class PackTrainer:
         self.n = len(train)
         self._last_rows = None  # (epoch label, every member's row) of the latest snapshot: embedded CMD reads it
         self.embedded = EmbeddedPack.start(self.members, self.params, self._names())  # None: no member embeds CMD
+        self.io = BackgroundWrites(self.background_writes, max_pending=2 * self.k + 8)  # ~two snapshots queued
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _names(self):
         return [n for n, _ in self.model.named_parameters()]
 
     def _save_checkpoint(self, i: int, epoch: int) -> None:
+        """Copy member i's state to the host now (training goes on changing it) and queue its saving."""
         m = self.members[i]
-        state = {k: v.contiguous().cpu() for k, v in member_state(self.model, i).items()}
+        state = {k: v.detach().to("cpu", copy=True) for k, v in member_state(self.model, i).items()}
         for name, buf in zip(self._names(), self.momentum_bufs):
-            state[f"momentum::{name}"] = buf[i].contiguous().cpu()
-        save_checkpoint(m.dir, state, checkpoint_meta(m, epoch, self.step))
+            state[f"momentum::{name}"] = buf[i].to("cpu", copy=True)
+        self.io.submit(save_checkpoint, m.dir, state, checkpoint_meta(m, epoch, self.step))
 
     def _load_checkpoint(self, i: int) -> None:
         m = self.members[i]
@@ -225,7 +232,7 @@ class PackTrainer:
                 continue
             m.step = self.step
             train_loss, train_acc = (stats[2, i] / counts, stats[3, i] / counts) if counts else (np.nan, np.nan)
-            row = {"snapshot": m.writer.n_snapshots, "epoch": epoch_label, "step": m.step,
+            row = {"snapshot": m.n_snapshots, "epoch": epoch_label, "step": m.step,
                    "lr": m.spec.learning_rate, "train_loss": train_loss, "train_acc": train_acc,
                    "test_loss": stats[0, i], "test_acc": stats[1, i]}
             if not active[i] or not math.isfinite(row["test_loss"]):
@@ -237,13 +244,19 @@ class PackTrainer:
                 continue
             rows = self._member_rows() if rows is None else rows
             self._last_rows = (epoch_label, rows)
-            m.writer.append_row(rows[i], epoch=epoch_label, step=m.step,
-                                label="init" if m.step == 0 else f"epoch {epoch_label:g}")
+            self.io.submit(m.writer.append_row, rows[i], epoch=epoch_label, step=m.step,
+                           label="init" if m.step == 0 else f"epoch {epoch_label:g}")
+            m.n_snapshots += 1
             m.curves.append(row)
 
     def fit(self) -> None:
         try:
             self._fit()
+        except BaseException:
+            self.io.close(raise_errors=False)  # what was queued before the failure still lands, then the error
+            raise
+        else:
+            self.io.close()
         finally:
             self._locks.release()
 
@@ -309,9 +322,10 @@ class PackTrainer:
                     log.info("[%s] epoch %d/%d train_loss %.4f train_acc %.4f test_loss %.4f test_acc %.4f "
                              "(%.1fs)", m.spec.run_id, epoch, spec0.epochs, last["train_loss"], last["train_acc"],
                              last["test_loss"], last["test_acc"], time.time() - t0)
-                write_curves(m.dir, m.curves)
+                self.io.submit(write_curves, m.dir, list(m.curves))
             if self.hooks:
                 self.hooks.on_epoch_end(epoch)
+        self.io.drain()  # every row and checkpoint on disk before any run counts as finished
         for m in self.members:
             finish(m, self.device)
 

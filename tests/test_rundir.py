@@ -432,3 +432,57 @@ def test_checkpoint_write_failure_names_run_and_file(tmp_path, monkeypatch):
         C.save_checkpoint(d, _state(2), {"epoch": 2, "step": 20, "n_snapshots": 0, "curves": [], "elapsed": 2.0})
     assert err.value.errno == errno.ENOSPC and RUN in str(err.value) and str(d / R.CHECKPOINT) in str(err.value)
     assert (d / R.CHECKPOINT).read_bytes() == before and not (d / (R.CHECKPOINT + ".tmp")).exists()
+
+
+# --------------------------------------------------------------------------------------------------------
+# background writes (netdyn.rundir.background): order kept, queue bounded, failures raised in the caller
+
+def test_background_writes_keep_their_order_and_a_bounded_queue():
+    from netdyn.rundir.background import BackgroundWrites
+
+    import threading
+
+    done, gate = [], threading.Event()
+    io = BackgroundWrites(max_pending=3)
+    io.submit(gate.wait)  # the writer thread blocks here until released
+    for i in range(2):
+        io.submit(done.append, i)
+    assert done == []  # nothing passes the blocked first write
+    released = threading.Timer(0.2, gate.set)
+    released.start()
+    t = time.perf_counter()
+    io.submit(done.append, 2)  # a fourth write: the caller waits for the queue to shrink to max_pending
+    assert time.perf_counter() - t > 0.1 and len(io._pending) <= 3
+    io.close()
+    assert done == [0, 1, 2]
+
+
+def test_a_failed_background_write_is_raised_in_the_caller_and_ends_the_sequence():
+    """The writes queued after a failed one are dropped: what is on disk is a prefix of the sequence, as a kill
+    leaves it (a later row of the same run must not land in the failed row's place)."""
+    import threading
+
+    from netdyn.rundir.background import BackgroundWrites
+
+    def fail():
+        raise OSError(errno.ENOSPC, "No space left on device: run r1, file trajectory.bin")
+
+    done = []
+
+    def queue_a_failure(io):  # the writer is held until all three are queued, so none fails early
+        gate = threading.Event()
+        io.submit(gate.wait)
+        io.submit(fail)
+        io.submit(done.append, "after the failure")
+        gate.set()
+        return io
+
+    io = queue_a_failure(BackgroundWrites())
+    with pytest.raises(OSError, match="run r1, file trajectory.bin"):
+        io.drain()
+    io.close()
+    queue_a_failure(BackgroundWrites()).close(raise_errors=False)  # another error is on its way: logged only
+    assert done == []
+    inline = BackgroundWrites(enabled=False)  # off: each write at once, in the caller
+    with pytest.raises(OSError):
+        inline.submit(fail)

@@ -368,6 +368,49 @@ def test_same_config_and_seed_give_identical_bytes(tmp_path, make_spec):
     assert a != (tmp_path / "c" / other.run_id / "trajectory.bin").read_bytes()
 
 
+def test_background_writes_leave_the_bytes_of_writes_in_place(tmp_path, make_spec, monkeypatch):
+    """Files written on the background thread (netdyn.rundir.background) are byte for byte those of a trainer
+    that writes each in place."""
+    from netdyn.train import PackTrainer
+
+    specs = _specs(make_spec, "lenet")
+    train_runs(specs, tmp_path / "queued", pack="always")
+    monkeypatch.setattr(PackTrainer, "background_writes", False)
+    train_runs(specs, tmp_path / "in_place", pack="always")
+    for spec in specs:
+        for name in ("trajectory.bin", "trajectory.json", "curves.csv"):
+            assert (tmp_path / "queued" / spec.run_id / name).read_bytes() == \
+                (tmp_path / "in_place" / spec.run_id / name).read_bytes(), name
+
+
+def test_a_failed_background_write_stops_training_and_the_run_resumes(tmp_path, make_spec, monkeypatch):
+    """A trajectory write that fails on the writer thread (disk full at the 5th row) ends the job with that
+    write's error, after the writes queued before it landed; the next job resumes to the same bytes as an
+    uninterrupted run."""
+    import errno
+
+    from netdyn.trajectory import TrajectoryWriter
+
+    specs = _specs(make_spec, "lenet")
+    train_runs(specs, tmp_path / "ref", pack="always")
+    real, calls = TrajectoryWriter.append_row, []
+
+    def full_disk(self, row, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, f"No space left on device: appending to {self.data_path}")
+        return real(self, row, **kw)
+
+    monkeypatch.setattr(TrajectoryWriter, "append_row", full_disk)
+    with pytest.raises(OSError, match="No space left on device: appending to .*trajectory.bin"):
+        train_runs(specs, tmp_path / "run", pack="always")
+    assert not any((tmp_path / "run" / s.run_id / "result.json").exists() for s in specs)
+    monkeypatch.setattr(TrajectoryWriter, "append_row", real)
+    train_runs(specs, tmp_path / "run", pack="always")
+    for spec in specs:
+        _assert_same_run(tmp_path / "run", tmp_path / "ref", spec, atol=0.0)
+
+
 # ------------------------------------------------------------------------------------------------------
 # (e) finished runs are kept; a run id with other settings is refused
 
