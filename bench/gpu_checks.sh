@@ -17,7 +17,7 @@
 #   $OUT/train_throughput_<tag>.json step 2: seed loop, single and K = 32 packs for LeNet, VGG-11-BN, AlexNet and
 #                                    ResNet-20 at widths 1 and 4 (the 15x goal), then the compiled K = 32 pack
 #   $OUT/epoch_overhead_<tag>.json   step 3: a LeNet pack's wall time split into steps, evaluation, snapshots,
-#                                    curves and checkpoints (cProfile)
+#                                    curves and checkpoints (cProfile), files written in place vs on the writer thread
 #   $OUT/evidence_gpu_<tag>.json     step 4: training wall time of config/evidence.yaml
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/. <tag> is cuda_<gpu>, e.g. cuda_h200.
@@ -46,6 +46,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     TABLE=(--archs lenet resnet20 --widths 1 --ks 1 2 --images 256 --test-images 64 --workers 0 --time-budget 40
            --config-grace 10 --variants per_member_channels_last --variant-budget 20)
     EO_K=4
+    EO_REPEATS=1
     EVID=(--runs 2)
 else
     OUT="${OUT:-bench/results}"
@@ -64,6 +65,7 @@ else
     TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5000 --test-images 256 --workers 4
            --time-budget 100 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 30)
     EO_K=128
+    EO_REPEATS=2
     EVID=()
 fi
 mkdir -p "$OUT"
@@ -102,7 +104,8 @@ echo "== step 2 (table): exit $s2 after ${SECONDS}s"
 [ "$status" -eq 0 ] && status=$s2
 
 # 3. where a LeNet pack's time goes besides the steps (evaluation, snapshots, curves, checkpoints), <= 30 s
-timeout 30 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "$EO_K" --out "$OUT/epoch_overhead_$TAG.json"
+timeout 30 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "$EO_K" --repeats "$EO_REPEATS" \
+    --out "$OUT/epoch_overhead_$TAG.json"
 echo "== step 3 (epoch overhead): exit $? after ${SECONDS}s"
 
 # 4. the evidence study's training on this device (issue 14: "in minutes on one GPU"), with what is left
