@@ -209,6 +209,7 @@ def gpu_projection(src: Source) -> str:
             f"{m['device_name']} " + ("met." if p["meets_goal"] else "**not met**" + (
                 f" — the measured packs alone take more than {p['goal_hours']:g} h."
                 if measured_hours > p["goal_hours"] else "."))]
+    out += _layout_table(p)
     n = 8
     block, pack = cluster_projection(p, n), cluster_projection(p, n, per="pack")
     out += ["", f"On {n} such GPUs through `profiles/slurm` (`bench/throughput/project.py: cluster_projection`, "
@@ -221,6 +222,30 @@ def gpu_projection(src: Source) -> str:
             + f"; goal (issue 13) ≤ 1.5 h on {n} GPUs: " + ("met." if pack["hours"] <= 1.5 and not
                                                               pack["lower_bound_only"] else "**not met**.")]
     return "\n".join(out)
+
+
+def _layout_table(p: dict) -> list[str]:
+    """Per measured pack whose layout was probed (training.pack_layout: auto): img/s per model of one training
+    step (forward, loss, backward) in each layout, the chosen one in bold."""
+    from netdyn.packed import LAYOUTS
+
+    probed = [(r, x) for r in p["rows"] for x in r["measured"] if x.get("layout_probe_ms_per_step")]
+    if not probed:
+        return []
+    out = ["", "Pack layouts (`training.pack_layout: auto`): img/s per model of one training step (forward, loss, "
+               "backward; no SGD step, evaluation or files) in each layout, from the probe steps before each measured "
+               "pack; bold: the layout it trained in.", "",
+           "| block | K | " + " | ".join(f"`{name}`" for name in LAYOUTS) + " | chosen ÷ `grouped` |",
+           "|---|---:|" + "---:|" * (len(LAYOUTS) + 1)]
+    for r, x in probed:
+        batch = x["images_per_s_per_model"] * x["step_seconds"]  # images per member per step
+        probe = x["layout_probe_ms_per_step"]
+        cells = [(f"**{_n(batch / (probe[name] / 1e3))}**" if name == x["trainer_layout"] else
+                  _n(batch / (probe[name] / 1e3))) if name in probe else "failed" for name in LAYOUTS]
+        gain = _x(probe["grouped"] / probe[x["trainer_layout"]]) if "grouped" in probe else "-"
+        out.append(f"| {ARCH.get(r['arch'], r['arch'])} {DATASET.get(r['dataset'], r['dataset'])} w={r['width']} | "
+                   f"{x['k']} | " + " | ".join(cells) + f" | {gain} |")
+    return out
 
 
 def cpu_throughput(src: Source) -> str:

@@ -125,6 +125,23 @@ def test_projection_says_incomplete_and_complete_only_when_the_json_does():
     assert "INCOMPLETE" not in block and "projection of the whole grid" in block
 
 
+def test_projection_shows_the_layout_probe_when_the_json_has_one():
+    """training.pack_layout: auto keeps the probe's step time per layout; the block turns it into img/s per
+    model (images per step / step time), marks the layout trained in and its gain over `grouped`."""
+    data = json.loads((REPO_ROOT / rt.RENDER["gpu_projection"][1]).read_text())
+    assert "Pack layouts" not in rt.gpu_projection(_source("gpu_projection", data))  # no probe: no table
+    probed = copy.deepcopy(data)
+    row = next(r for r in probed["projection"]["rows"] if r["measured"])
+    x = row["measured"][0]
+    x["images_per_s_per_model"], x["step_seconds"] = 1280.0, 0.1  # 128 images per member per step
+    x["layout_probe_ms_per_step"] = {"grouped": 100.0, "grouped_channels_last": 80.0, "per_member": 64.0}
+    x["trainer_layout"] = "per_member"
+    block = rt.gpu_projection(_source("gpu_projection", probed))
+    table = block[block.index("| block | K |"):].splitlines()
+    line = table[2]
+    assert line.endswith("| 1,280 | 1,600 | **2,000** | failed | 1.56× |"), line
+
+
 def test_graph_extraction_cells_and_goals():
     data = json.loads((REPO_ROOT / rt.RENDER["graph_extraction"][1]).read_text())
     block = rt.graph_extraction(_source("graph_extraction", data))
