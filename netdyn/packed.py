@@ -109,7 +109,7 @@ class PackedConv2d(nn.Module):
         k = self.weight.shape[0]
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=fmt)
-        if self.per_member:
+        if self.per_member and k > 1:  # one member: the grouped call is that member's own convolution
             bias = [None] * k if self.bias is None else self.bias
             return torch.cat([F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
                                        self.dilation) for xk, w, b in zip(x.chunk(k, 1), self.weight, bias)], 1)

@@ -1,0 +1,101 @@
+"""Pack layouts side by side (training.pack_layout): one training step (forward, loss, backward) of the same pack
+in each layout of netdyn.packed.LAYOUTS, timed by the probe that `auto` uses (netdyn.plan.layout_step_seconds:
+warm-up steps, then the median of the timed ones), per architecture, width and pack size.
+
+    .venv/bin/python bench/pack_layout.py --device cpu --threads 1 --out bench/results/pack_layout_cpu.json
+    python bench/pack_layout.py --device cuda --dataset cifar10 --image-size 32 --blocks lenet:1 vgg11bn:4 \\
+        resnet20:8 --ks 11 72 --precision bf16 --out pack_layout_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from throughput.project import load_study  # noqa: E402
+from throughput.report import write_json  # noqa: E402
+
+from netdyn.config import expand_grid  # noqa: E402
+from netdyn.data import dataset_info  # noqa: E402
+from netdyn.machine import describe  # noqa: E402
+from netdyn.packed import LAYOUTS  # noqa: E402
+from netdyn.plan import layout_step_seconds  # noqa: E402
+
+ARCH_ENTRIES = {"lenet": {"name": "lenet"}, "alexnet": {"name": "alexnet"},
+                "vgg11bn": {"name": "vgg", "depth": 11, "batchnorm": True}, "resnet8": {"name": "resnet", "depth": 8},
+                "resnet20": {"name": "resnet", "depth": 20}}
+
+
+def spec_for(arch: str, width: int, dataset: str, image_size: int, precision: str, batch_size: int):
+    """One run of the block, as the workflow would define it."""
+    cfg, _ = load_study({"study": "pack_layout", "data": {"image_size": image_size}, "datasets": [dataset],
+                         "architectures": [ARCH_ENTRIES[arch]], "widths": [width], "seeds": [0],
+                         "hyperparameters": {"learning_rate": [0.01]},
+                         "training": {"epochs": 1, "batch_size": batch_size, "dtype": "float32",
+                                      "precision": precision}})
+    return expand_grid(cfg)[0]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--image-size", type=int, default=16)
+    ap.add_argument("--blocks", nargs="+", default=["lenet:1", "lenet:3", "vgg11bn:1", "vgg11bn:3", "resnet8:1",
+                                                    "resnet8:3"], help="arch:width, archs: " + ", ".join(ARCH_ENTRIES))
+    ap.add_argument("--ks", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--precision", default="tf32")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", nargs=2, type=int, default=[2, 5], metavar=("WARMUP", "TIMED"))
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (training jobs use training.threads)")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as train_runs sets it
+    info = dataset_info(a.dataset, a.image_size)
+    result = {"benchmark": "pack_layout", "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+              "settings": {"dataset": a.dataset, "image_size": a.image_size, "precision": a.precision,
+                           "batch_size": a.batch_size, "warmup_steps": a.steps[0], "timed_steps": a.steps[1],
+                           "what_is_timed": "median seconds of one step (forward, loss, backward; no SGD update, "
+                                            "evaluation or files) of a fresh pack of K on random data"},
+              "machine": describe(device), "rows": []}
+    for block in a.blocks:
+        arch, width = block.split(":")
+        spec = spec_for(arch, int(width), a.dataset, a.image_size, a.precision, a.batch_size)
+        for k in a.ks:
+            row = {"arch": arch, "width": int(width), "k": k, "seconds_per_step": {}, "images_per_s_per_model": {}}
+            for layout in LAYOUTS:
+                try:
+                    s = layout_step_seconds(spec, info, device, k, layout, tuple(a.steps))
+                except RuntimeError as err:  # out of memory, say: recorded, the others still measured
+                    row.setdefault("failed", {})[layout] = str(err).splitlines()[0][:200]
+                    continue
+                finally:
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                row["seconds_per_step"][layout] = s
+                row["images_per_s_per_model"][layout] = a.batch_size / s
+            times = row["seconds_per_step"]
+            if times:
+                row["fastest"] = min(times, key=times.get)
+                if "grouped" in times:
+                    row["over_grouped"] = {name: times["grouped"] / t for name, t in times.items()}
+            result["rows"].append(row)
+            write_json(result, a.out)
+            print(json.dumps({key: row.get(key) for key in ("arch", "width", "k", "fastest", "over_grouped")}),
+                  flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
