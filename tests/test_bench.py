@@ -204,3 +204,23 @@ def test_evidence_gpu_bench_trains_the_evidence_grid(tmp_path, repo_root, child_
                    cwd=repo_root, env=child_env, check=True, capture_output=True, timeout=300)
     r = json.loads(out.read_text())
     assert (r["runs"], r["runs_complete"]) == (1, 1) and r["training_wall_s"] > 0
+
+
+def test_pack_layout_bench_times_every_layout(tmp_path, repo_root, child_env):
+    """bench/pack_layout.py: every layout of netdyn.packed.LAYOUTS timed for a block, the fastest named, and the
+    ratios over `grouped` consistent with the step times."""
+    import subprocess
+    import sys
+
+    from netdyn.packed import LAYOUTS
+
+    out = tmp_path / "pl.json"
+    subprocess.run([sys.executable, "bench/pack_layout.py", "--device", "cpu", "--blocks", "lenet:1", "--ks", "2",
+                    "--steps", "1", "2", "--out", str(out)], cwd=repo_root, env=child_env, check=True,
+                   capture_output=True, timeout=300)
+    (row,) = json.loads(out.read_text())["rows"]
+    times = row["seconds_per_step"]
+    assert set(times) == set(LAYOUTS) and all(t > 0 for t in times.values())
+    assert row["fastest"] == min(times, key=times.get)
+    assert row["over_grouped"]["per_member"] == pytest.approx(times["grouped"] / times["per_member"])
+    assert row["images_per_s_per_model"]["grouped"] == pytest.approx(128 / times["grouped"])
