@@ -117,8 +117,8 @@ class PackTrainer:
     ``hooks`` (optional, a :class:`TrainerHooks`) is called at the points of ``fit`` it documents; without
     it ``fit`` makes no hook calls at all. Hooks do not change what is trained. ``layout`` is the pack layout
     (netdyn.packed.LAYOUTS; None: the device's default) and ``layout_probe`` the probe step times it was chosen
-    by, if any; ``compile`` runs the packed model through torch.compile (COMPILE_OPTIONS). Each finished run
-    records them (result.json's ``pack``).
+    by, if any; ``compile`` runs the packed model (COMPILE_OPTIONS) and the SGD update through torch.compile.
+    Each finished run records them (result.json's ``pack``).
 
     It takes the locks of its runs (unless this process holds them: ``train_runs`` does) and lets go of
     them when ``fit`` ends, however it ends, after the writes it queued are done.
