@@ -1,5 +1,5 @@
 """Pack layouts side by side (training.pack_layout): one training step (forward, loss, backward) of the same pack
-in each layout of netdyn.packed.LAYOUTS, timed by the probe that `auto` uses (netdyn.plan.layout_step_seconds:
+in each layout of netdyn.packed.LAYOUTS, timed by the probe that `auto` uses (netdyn.plan.probe_layouts:
 warm-up steps, then the median of the timed ones), per architecture, width and pack size.
 
     .venv/bin/python bench/pack_layout.py --device cpu --threads 1 --out bench/results/pack_layout_cpu.json
@@ -26,7 +26,7 @@ from netdyn.config import expand_grid  # noqa: E402
 from netdyn.data import dataset_info  # noqa: E402
 from netdyn.machine import describe  # noqa: E402
 from netdyn.packed import LAYOUTS  # noqa: E402
-from netdyn.plan import layout_step_seconds  # noqa: E402
+from netdyn.plan import probe_layouts  # noqa: E402
 
 ARCH_ENTRIES = {"lenet": {"name": "lenet"}, "alexnet": {"name": "alexnet"},
                 "vgg11bn": {"name": "vgg", "depth": 11, "batchnorm": True}, "resnet8": {"name": "resnet", "depth": 8},
@@ -73,19 +73,11 @@ def main(argv=None) -> dict:
         arch, width = block.split(":")
         spec = spec_for(arch, int(width), a.dataset, a.image_size, a.precision, a.batch_size)
         for k in a.ks:
-            row = {"arch": arch, "width": int(width), "k": k, "seconds_per_step": {}, "images_per_s_per_model": {}}
-            for layout in LAYOUTS:
-                try:
-                    s = layout_step_seconds(spec, info, device, k, layout, tuple(a.steps))
-                except RuntimeError as err:  # out of memory, say: recorded, the others still measured
-                    row.setdefault("failed", {})[layout] = str(err).splitlines()[0][:200]
-                    continue
-                finally:
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                row["seconds_per_step"][layout] = s
-                row["images_per_s_per_model"][layout] = a.batch_size / s
-            times = row["seconds_per_step"]
+            times, failed = probe_layouts(spec, info, device, k, list(LAYOUTS), tuple(a.steps))
+            row = {"arch": arch, "width": int(width), "k": k, "seconds_per_step": times,
+                   "images_per_s_per_model": {name: a.batch_size / t for name, t in times.items()}}
+            if failed:  # out of memory, say: recorded, the others still measured
+                row["failed"] = {name: why[:200] for name, why in failed.items()}
             if times:
                 row["fastest"] = min(times, key=times.get)
                 if "grouped" in times:

@@ -107,6 +107,23 @@ def layout_step_seconds(spec: RunSpec, info: DatasetInfo, device: torch.device, 
     return statistics.median(times)
 
 
+def probe_layouts(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, candidates,
+                  steps: tuple[int, int] = LAYOUT_PROBE_STEPS) -> tuple[dict[str, float], dict[str, str]]:
+    """:func:`layout_step_seconds` of each candidate layout, and the first line of the error of each whose probe
+    failed (out of memory, say: torch.cuda.OutOfMemoryError is a RuntimeError); the device's cache is emptied
+    after each probe, so one pack's leftovers do not crowd the next."""
+    times, failed = {}, {}
+    for cand in candidates:
+        try:
+            times[cand] = layout_step_seconds(spec, info, device, k, cand, steps)
+        except RuntimeError as err:
+            failed[cand] = str(err).splitlines()[0]
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return times, failed
+
+
 def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str = "auto",
                   candidates=None) -> tuple[str, dict[str, float]]:
     """The pack layout a pack of `k` members of `spec`'s kind trains in, and the probe's step times (seconds
@@ -122,16 +139,9 @@ def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int
         return layout, {}
     if device.type != "cuda" and candidates is None:
         return default_layout(device), {}
-    times = {}
-    for cand in candidates or LAYOUTS:
-        try:
-            times[cand] = layout_step_seconds(spec, info, device, k, cand)
-        except RuntimeError as err:  # torch.cuda.OutOfMemoryError is one
-            log.warning("pack layout %s for %s, K=%d: probe failed (%s); left out", cand, spec.pack_key, k,
-                        str(err).splitlines()[0])
-        finally:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+    times, failed = probe_layouts(spec, info, device, k, candidates or list(LAYOUTS))
+    for cand, why in failed.items():
+        log.warning("pack layout %s for %s, K=%d: probe failed (%s); left out", cand, spec.pack_key, k, why)
     if not times:
         return default_layout(device), {}
     best = min(times, key=times.get)

@@ -123,7 +123,7 @@ def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, mo
     spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
     planted = {"grouped": 3.0, "grouped_channels_last": 2.0, "per_member": 1.0, "per_member_channels_last": None}
 
-    def fake(_spec, _info, _device, k, layout):
+    def fake(_spec, _info, _device, k, layout, _steps):
         assert k == 4
         if planted[layout] is None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (planted)")
