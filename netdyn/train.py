@@ -118,7 +118,8 @@ class PackTrainer:
     it ``fit`` makes no hook calls at all. Hooks do not change what is trained. ``layout`` is the pack layout
     (netdyn.packed.LAYOUTS; None: the device's default) and ``layout_probe`` the probe step times it was chosen
     by, if any; ``compile`` runs the packed model (COMPILE_OPTIONS) and the SGD update through torch.compile.
-    Each finished run records them (result.json's ``pack``).
+    Each finished run records them (result.json's ``pack``). ``background_writes`` (None: the class default)
+    says whether its files are written on the writer thread or in the loop.
 
     It takes the locks of its runs (unless this process holds them: ``train_runs`` does) and lets go of
     them when ``fit`` ends, however it ends, after the writes it queued are done.
@@ -129,7 +130,8 @@ class PackTrainer:
     def __init__(self, specs: list[RunSpec], train: ImageData, test: ImageData, info: DatasetInfo,
                  out_dir: Path, device: torch.device, study: dict | None = None,
                  hooks: TrainerHooks | None = None, layout: str | None = None,
-                 layout_probe: dict[str, float] | None = None, compile: bool = False):
+                 layout_probe: dict[str, float] | None = None, compile: bool = False,
+                 background_writes: bool | None = None):
         assert len({s.pack_key for s in specs}) == 1, "a pack needs equal pack keys"
         self.specs, self.info, self.device = specs, info, device
         self.k = len(specs)
@@ -183,7 +185,8 @@ class PackTrainer:
         self.n = len(train)
         self._last_rows = None  # (epoch label, every member's row) of the latest snapshot: embedded CMD reads it
         self.embedded = EmbeddedPack.start(self.members, self.params, self._names())  # None: no member embeds CMD
-        self.io = BackgroundWrites(self.background_writes, max_pending=2 * self.k + 8)  # ~two snapshots queued
+        queued = self.background_writes if background_writes is None else background_writes
+        self.io = BackgroundWrites(queued, max_pending=2 * self.k + 8)  # ~two snapshots queued
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _names(self):

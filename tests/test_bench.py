@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from bench.throughput import project as P
 from bench.throughput.report import device_peaks, evaluate_goals, finish_ratios, load_goals
@@ -224,3 +225,19 @@ def test_pack_layout_bench_times_every_layout(tmp_path, repo_root, child_env):
     assert row["fastest"] == min(times, key=times.get)
     assert row["over_grouped"]["per_member"] == pytest.approx(times["grouped"] / times["per_member"])
     assert row["images_per_s_per_model"]["grouped"] == pytest.approx(128 / times["grouped"])
+
+
+def test_projection_steps_write_their_files_in_place(monkeypatch, make_spec):
+    """measure_steps times the snapshot and the checkpoints to the end of their writes: the pack it measures
+    writes in place, not on the writer thread (whose queued writes the hooks would not wait for)."""
+    import netdyn.train
+    from bench.throughput.trainer import measure_steps
+    from netdyn.data import dataset_info
+
+    made = []
+    real = netdyn.train.BackgroundWrites
+    monkeypatch.setattr(netdyn.train, "BackgroundWrites", lambda enabled, **kw: made.append(enabled) or real(enabled, **kw))
+    spec = make_spec("lenet", dtype="float32")
+    rec = measure_steps([spec], dataset_info("digits", 16), torch.device("cpu"), math.inf, warmup=1, steps=1,
+                        eval_images=32)
+    assert made == [False] and rec["checkpoint_seconds"] > 0

@@ -17,7 +17,8 @@ GOALS_FILE = Path(__file__).resolve().parent.parent / "goals.yaml"
 WHAT_IS_TIMED = {
     "batched/single": "PackTrainer.fit() with epochs=1+repeats over the N images, one snapshot per epoch; each "
                       "epoch after the first is timed from the end of the previous epoch's snapshot to the end "
-                      "of its own (previous epoch's checkpoint + curves.csv of every member, the epoch's "
+                      "of its own (previous epoch's checkpoint + curves.csv of every member, written on the "
+                      "trainer's writer thread as in training, the epoch's "
                       "streams, ceil(N/batch) steps, its test evaluation + trajectory rows); the fastest counts. "
                       "Construction and epoch 1 (warm-up) not timed. Clocks are read in TrainerHooks callbacks "
                       "after torch.cuda.synchronize().",
@@ -27,7 +28,8 @@ WHAT_IS_TIMED = {
                  "workers).",
     "projection": "per pack size K: PackTrainer.fit of one epoch of warmup + timed steps on synthetic tensors; "
                   "the timed steps, then that epoch's snapshot (64 test images: mostly the K trajectory rows), "
-                  "then its K checkpoints + curves.csv, each timed through TrainerHooks; then "
+                  "then its K checkpoints + curves.csv, each timed through TrainerHooks (written in place, not on "
+                  "the writer thread: their whole cost, an upper bound); then "
                   "netdyn.train.evaluate on --proj-eval-images test images (after one warm-up call). "
                   "hours = sum over packs of epochs*(steps_per_epoch*t_step + t_checkpoints) + "
                   "n_snapshots*(n_test/eval_rate + t_snapshot_io). Not included: process start, data loading "

@@ -176,7 +176,7 @@ class StepProbe(TrainerHooks):
             self.t_snapshot = now()
 
     def on_epoch_end(self, epoch: int) -> None:
-        self.t_checkpoints = now()  # checkpoints copy to the host: nothing is left queued
+        self.t_checkpoints = now()  # measure_steps writes in place: the checkpoints are on disk
         raise Stop()
 
 
@@ -262,7 +262,9 @@ def measure_steps(specs: list[RunSpec], info: DatasetInfo, device: torch.device,
     """Step mode (see the module docstring) on synthetic tensors of the data set's shape: one epoch of
     warmup + `steps` steps (one snapshot, at its end), then ``evaluate`` on `eval_images` test images. While
     it runs, a placeholder keeps the device memory of the data set's full train split taken. `options`:
-    PackTrainer's ``layout`` / ``layout_probe`` / ``compile`` keywords."""
+    PackTrainer's ``layout`` / ``layout_probe`` / ``compile`` keywords. Its files are written in place, not on
+    the writer thread, so the snapshot and checkpoint times hold their whole cost (an upper bound: training
+    overlaps that cost with the next steps)."""
     k, bs = len(specs), specs[0].batch_size
     n = (warmup + steps) * bs
     specs = with_fields(specs, epochs=1, subepoch_snapshots=1)
@@ -275,7 +277,8 @@ def measure_steps(specs: list[RunSpec], info: DatasetInfo, device: torch.device,
         torch.cuda.reset_peak_memory_stats(device)
     probe = StepProbe(device, deadline, warmup, warmup + steps)
     try:
-        trainer, build_s = _fit(specs, train, test, info, device, probe, options)
+        trainer, build_s = _fit(specs, train, test, info, device, probe,
+                                {**(options or {}), "background_writes": False})
         if probe.t_checkpoints is None:
             raise RuntimeError("fit() ended before the measurement finished (every member diverged?)")
         step_s = (probe.t1 - probe.t0) / steps
