@@ -5,9 +5,9 @@ every parameter and buffer gets a leading member dimension (shape ``(K, *origina
 activations travel as ``(B, K*C, H, W)`` through the convolutional part (member k owns channel block k)
 and as ``(K, B, F)`` through the classifier. Then
 
-* a convolution is one grouped convolution (``groups=K``), or K ordinary ones on the members' channel blocks
-  (the *pack layout*, :data:`LAYOUTS`: which is faster depends on the device and the width); a linear layer
-  is one batched matmul;
+* a convolution is one grouped convolution (``groups=K``), K ordinary ones on the members' channel blocks,
+  or im2col and one batched matmul (the *pack layout*, :data:`LAYOUTS`: which is faster depends on the
+  device and the width); a linear layer is one batched matmul;
 * BatchNorm over K·C channels keeps exactly the per-member, per-channel statistics;
 * ReLU, pooling and residual additions act channel by channel and need no change;
 * dropout masks come from a counter-based hash of (member seed, step, layer, element), so every member
@@ -69,13 +69,16 @@ class MemberRandomness:
         return mix32((self.seeds + self._step * 0x9E3779B1 + (layer + 1) * 0x85EBCA77) & _M32)
 
 
-# pack layout -> (convolutions per member: False = one grouped convolution, True = one each; channels-last
-# memory). Same parameters and arithmetic per member; only the kernels differ (on the CPU a per-member pack
-# member is bit for bit its solo run; the grouped layout is too, there). netdyn.plan.choose_layout picks one
-# per job on a GPU by timing probe steps; on the CPU "auto" is CPU_LAYOUT (oneDNN's NHWC kernels are ~10%
-# faster there).
-LAYOUTS = {"grouped": (False, False), "grouped_channels_last": (False, True),
-           "per_member": (True, False), "per_member_channels_last": (True, True)}
+# pack layout -> (how the convolutions run, channels-last memory). "grouped": one grouped convolution over
+# the members; "per_member": one ordinary convolution per member on its channel block; "matmul": im2col
+# (F.unfold) and one batched matmul over the members, each member's a GEMM of (C_out) x (C_in*kh*kw) x
+# (batch*H*W) -- large GEMMs where cuDNN's grouped kernels are slow, at kh*kw times the input's memory.
+# Same parameters and arithmetic per member; only the kernels differ (on the CPU a member of a per-member
+# or grouped pack is bit for bit its solo run). netdyn.plan.choose_layout picks one per job on a GPU by
+# timing probe steps; on the CPU "auto" is CPU_LAYOUT (oneDNN's NHWC kernels are ~10% faster there).
+LAYOUTS = {"grouped": ("grouped", False), "grouped_channels_last": ("grouped", True),
+           "per_member": ("per_member", False), "per_member_channels_last": ("per_member", True),
+           "batched_matmul": ("matmul", False)}
 CPU_LAYOUT, CUDA_LAYOUT = "grouped_channels_last", "grouped"  # without a choice: what training always did
 
 
@@ -87,10 +90,10 @@ def set_layout(packed: nn.Module, layout: str) -> None:
     """Switch every packed convolution of `packed` to `layout` (a key of LAYOUTS); parameters are untouched."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown pack layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    per_member, channels_last = LAYOUTS[layout]
+    conv, channels_last = LAYOUTS[layout]
     for m in packed.modules():
         if isinstance(m, PackedConv2d):
-            m.per_member, m.channels_last = per_member, channels_last
+            m.conv, m.channels_last = conv, channels_last
     packed.layout = layout
 
 
@@ -99,23 +102,38 @@ class PackedConv2d(nn.Module):
         super().__init__()
         c = convs[0]
         self.stride, self.padding, self.dilation = c.stride, c.padding, c.dilation
-        assert c.groups == 1
+        assert c.groups == 1 and c.padding_mode == "zeros" and not isinstance(c.padding, str)  # netdyn.models'
         self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in convs]))
         self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in convs])) if c.bias is not None else None
 
-    per_member = channels_last = False  # the pack layout: see LAYOUTS and set_layout
+    conv, channels_last = "grouped", False  # the pack layout: see LAYOUTS and set_layout
 
     def forward(self, x):
         k = self.weight.shape[0]
+        if self.conv == "matmul":
+            return self._batched_matmul(x)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=fmt)
-        if self.per_member and k > 1:  # one member: the grouped call is that member's own convolution
+        if self.conv == "per_member" and k > 1:  # one member: the grouped call is that member's own convolution
             bias = [None] * k if self.bias is None else self.bias
             return torch.cat([F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
                                        self.dilation) for xk, w, b in zip(x.chunk(k, 1), self.weight, bias)], 1)
         bias = self.bias.reshape(-1) if self.bias is not None else None
         weight = self.weight.reshape(-1, *self.weight.shape[2:]).contiguous(memory_format=fmt)
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups=k)
+
+    def _batched_matmul(self, x):
+        """(B, K*C, H, W) -> (B, K*O, H', W') as K GEMMs (O, C*kh*kw) @ (C*kh*kw, B*H'*W') in one bmm."""
+        k, o, _, kh, kw = self.weight.shape
+        b, _, h, w = x.shape
+        h_out, w_out = (
+            (size + 2 * pad - dil * (kernel - 1) - 1) // stride + 1
+            for size, pad, dil, kernel, stride in zip((h, w), self.padding, self.dilation, (kh, kw), self.stride))
+        cols = F.unfold(x, (kh, kw), self.dilation, self.padding, self.stride)  # (B, K*C*kh*kw, H'*W')
+        cols = cols.view(b, k, -1, h_out * w_out).permute(1, 2, 0, 3).reshape(k, -1, b * h_out * w_out)
+        weight = self.weight.reshape(k, o, -1)
+        out = torch.bmm(weight, cols) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(-1), weight, cols)
+        return out.view(k, o, b, h_out, w_out).permute(2, 0, 1, 3, 4).reshape(b, k * o, h_out, w_out)
 
 
 class PackedBatchNorm2d(nn.Module):

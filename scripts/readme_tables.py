@@ -234,14 +234,15 @@ def _layout_table(p: dict) -> list[str]:
         return []
     out = ["", "Pack layouts (`training.pack_layout: auto`): img/s per model of one training step (forward, loss, "
                "backward; no SGD step, evaluation or files) in each layout, from the probe steps before each measured "
-               "pack; bold: the layout it trained in.", "",
+               "pack; bold: the layout it trained in; -: no time (its probe failed, e.g. out of memory, or the layout "
+               "is newer than the measurement).", "",
            "| block | K | " + " | ".join(f"`{name}`" for name in LAYOUTS) + " | chosen ÷ `grouped` |",
            "|---|---:|" + "---:|" * (len(LAYOUTS) + 1)]
     for r, x in probed:
         batch = x["images_per_s_per_model"] * x["step_seconds"]  # images per member per step
         probe = x["layout_probe_ms_per_step"]
         cells = [(f"**{_n(batch / (probe[name] / 1e3))}**" if name == x["trainer_layout"] else
-                  _n(batch / (probe[name] / 1e3))) if name in probe else "failed" for name in LAYOUTS]
+                  _n(batch / (probe[name] / 1e3))) if name in probe else "-" for name in LAYOUTS]
         gain = _x(probe["grouped"] / probe[x["trainer_layout"]]) if "grouped" in probe else "-"
         out.append(f"| {ARCH.get(r['arch'], r['arch'])} {DATASET.get(r['dataset'], r['dataset'])} w={r['width']} | "
                    f"{x['k']} | " + " | ".join(cells) + f" | {gain} |")

@@ -13,6 +13,7 @@ from netdyn.models import build_model
 from netdyn.packed import (
     LAYOUTS,
     MemberRandomness,
+    PackedConv2d,
     PackedDropout,
     hashed_uniform,
     load_member_state,
@@ -128,7 +129,7 @@ def test_packed_train_mode_equals_unpacked(name):
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_every_layout_computes_each_members_own_forward_and_gradients(name, layout):
-    """Whatever the pack layout (grouped or per-member convolutions, NCHW or NHWC memory), member k's
+    """Whatever the pack layout (grouped, per-member or im2col-matmul convolutions, NCHW or NHWC), member k's
     outputs, running statistics and gradients are those of its own model. A per-member layout that fed a
     member another member's channel block, or shared one weight, fails here."""
     models = _members(name)
@@ -150,12 +151,31 @@ def test_every_layout_computes_each_members_own_forward_and_gradients(name, layo
             torch.testing.assert_close(member_state(packed, k)[n], v, **TOL)
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("kernel, stride, padding, dilation, bias", [
+    (3, 1, 1, 1, True), (5, 1, 0, 1, False), (3, 2, 1, 1, False), (1, 2, 0, 1, False), (3, 1, 2, 2, True),
+    ((3, 1), (2, 1), (0, 1), 1, True)])
+def test_packed_convolution_is_each_members_own_on_odd_shapes(layout, kernel, stride, padding, dilation, bias):
+    """Each layout's convolution against the members' nn.Conv2d on a non-square input whose sizes do not
+    divide by the stride: a wrong output size, kernel flattening order or member block fails here."""
+    torch.manual_seed(0)
+    convs = [nn.Conv2d(2, 4, kernel, stride, padding, dilation, bias=bias).double() for _ in range(K)]
+    packed = PackedConv2d(convs)
+    packed.conv, packed.channels_last = LAYOUTS[layout]
+    x = torch.randn(K, B, 2, 7, 9, dtype=torch.float64)
+    out = packed(pack_inputs(x))
+    for k, conv in enumerate(convs):
+        torch.testing.assert_close(out[:, 4 * k:4 * (k + 1)], conv(x[k]), **TOL)
+
+
 def test_set_layout_switches_every_convolution_and_refuses_unknown_names():
     packed = pack_models(_members("resnet8"), seeds=[0, 1, 2])
     assert packed.layout == "grouped_channels_last"  # the CPU's default
     set_layout(packed, "per_member")
-    convs = [m for m in packed.modules() if hasattr(m, "per_member")]
-    assert len(convs) > 5 and all(m.per_member and not m.channels_last for m in convs)
+    convs = [m for m in packed.modules() if isinstance(m, PackedConv2d)]
+    assert len(convs) > 5 and all(m.conv == "per_member" and not m.channels_last for m in convs)
+    set_layout(packed, "batched_matmul")
+    assert packed.layout == "batched_matmul" and all(m.conv == "matmul" for m in convs)
     with pytest.raises(ValueError, match="unknown pack layout 'stream'"):
         set_layout(packed, "stream")
 

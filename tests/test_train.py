@@ -112,15 +112,16 @@ def test_packed_equals_solo(trained, arch):
         assert not np.allclose(traj.flat(0), traj.flat(-1))
 
 
+@pytest.mark.parametrize("layout", ["per_member", "batched_matmul"])
 @pytest.mark.parametrize("arch", ["lenet", "resnet8"])
-def test_per_member_layout_pack_equals_solo_and_records_its_layout(trained, tmp_path, arch):
-    """The per-member convolution layout (netdyn.packed.LAYOUTS) trains each member as its solo run, and each
-    run's result.json says how its pack trained."""
+def test_other_layouts_pack_equals_solo_and_records_its_layout(trained, tmp_path, arch, layout):
+    """The per-member and im2col-matmul convolution layouts (netdyn.packed.LAYOUTS) train each member as its
+    solo run, and each run's result.json says how its pack trained."""
     solo_out, specs = trained(arch, "solo")
-    train_runs(specs, tmp_path, pack="always", pack_layout="per_member")
+    train_runs(specs, tmp_path, pack="always", pack_layout=layout)
     for spec in specs:
         _assert_same_run(tmp_path, solo_out, spec)
-        assert _result(tmp_path, spec)["pack"] == {"size": 3, "layout": "per_member", "compile": False}
+        assert _result(tmp_path, spec)["pack"] == {"size": 3, "layout": layout, "compile": False}
         assert _result(solo_out, spec)["pack"] == {"size": 1, "layout": "grouped_channels_last", "compile": False}
 
 
