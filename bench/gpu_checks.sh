@@ -59,7 +59,7 @@ else
     fi
     MOD=(--n 2000 --repeats 2)
     PACKMEM=()
-    # 16 CIFAR-10 blocks + 5 second pack sizes, each: layout probe (4 layouts x 7 steps), 3 + 10 steps, evaluation
+    # 16 CIFAR-10 blocks + 5 second pack sizes, each: layout probe (5 layouts x 7 steps), 3 + 10 steps, evaluation
     PROJ=(--proj-warmup 3 --proj-steps 10 --proj-eval-images 2048 --config-grace 15 --proj-datasets cifar10
           --project-budget 190)
     TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5000 --test-images 256 --workers 4
