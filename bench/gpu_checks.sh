@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one device check of the training-throughput benchmark, for a lent GPU machine: at most 540 s.
+# The one device check of the training-throughput benchmark, for a lent GPU machine: at most 560 s.
 # From the repo root:   bash bench/gpu_checks.sh
 #   (device tool: run(command="bash bench/gpu_checks.sh", timeout_s=590); results land in $OUT)
 # Dry run on the CPU (same code paths, tiny sizes, jsonschema and snakemake blocked as on the GPU image):
@@ -10,6 +10,8 @@
 #   $OUT/modularity_<tag>.json       step 0: the modularity stage per snapshot against the dense/networkx style
 #   $OUT/pack_memory_<tag>.json      step 0b: per paper-grid block, pack size from the estimate and from the
 #                                    measured line (probe steps at K = 1, 2), checked by a step at that size
+#   $OUT/pack_layout_<tag>.json      step 0c: every pack layout checked on the device against the members' own
+#                                    models (float64; side streams, im2col), then timed per block in bf16
 #   $OUT/paper_projection_<tag>_bf16.json  step 1: projected hours of config/paper.yaml in bf16, every CIFAR-10
 #                                    block measured at its pack size in the layout training.pack_layout: auto
 #                                    picks (the probe's step time of every layout is kept: the per-layout table);
@@ -48,6 +50,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     EO_K=4
     EO_REPEATS=1
     EVID=(--runs 2)
+    LAYOUT=(--blocks lenet:1 --ks 2 --steps 1 1 --check-members 3)
 else
     OUT="${OUT:-bench/results}"
     DEVICE=cuda
@@ -67,6 +70,10 @@ else
     EO_K=128
     EO_REPEATS=2
     EVID=()
+    # check at K = 10 (> 8 side streams), then blocks x 6 layouts x 7 steps, widest first (each row is written
+    # as it is measured; the projection's probes time the rest)
+    LAYOUT=(--dataset cifar10 --image-size 32 --precision bf16 --blocks resnet20:8 vgg11bn:4 lenet:4 resnet20:1
+            alexnet:4 --ks 32)
 fi
 mkdir -p "$OUT"
 LOG="$OUT/gpu_log.txt"
@@ -88,6 +95,10 @@ echo "== step 0 (modularity): exit $? after ${SECONDS}s"
 # 0b. pack sizes of the paper grid from estimated against measured memory, <= 40 s
 timeout 40 "$PY" bench/pack_memory.py --device "$DEVICE" "${PACKMEM[@]}" --out "$OUT/pack_memory_$TAG.json"
 echo "== step 0b (pack memory): exit $? after ${SECONDS}s"
+
+# 0c. every pack layout correct on this device (exit 1 if a layout mixes members), then timed per block, <= 40 s
+timeout 40 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
+echo "== step 0c (pack layouts): exit $? after ${SECONDS}s"
 
 LABEL="lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}"
 # 1. projection of the paper grid in bf16 with the auto pack layout, <= 240 s (budget 190 s + planning + grace)

@@ -168,6 +168,9 @@ def check_semantics(config: dict) -> dict:
     if t["dtype"] == "float64" and t["precision"] != "fp32":
         raise ConfigError(f"config key `training.precision`: {t['precision']} needs float32 weights; with "
                           "training.dtype float64 only fp32 is possible")
+    if t["compile"] and t["pack_layout"] == "per_member_streams":
+        raise ConfigError("config key `training.pack_layout`: per_member_streams runs convolutions on side streams, "
+                          "which a compiled model (training.compile: true) does not use; choose per_member")
     for i, e in enumerate(config["predict"]["windows"] or []):
         if e >= t["epochs"]:
             raise ConfigError(f"config key `predict.windows[{i}]`: an early window of {e} epochs leaves no later "

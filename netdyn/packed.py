@@ -5,9 +5,10 @@ every parameter and buffer gets a leading member dimension (shape ``(K, *origina
 activations travel as ``(B, K*C, H, W)`` through the convolutional part (member k owns channel block k)
 and as ``(K, B, F)`` through the classifier. Then
 
-* a convolution is one grouped convolution (``groups=K``), K ordinary ones on the members' channel blocks,
-  or im2col and one batched matmul (the *pack layout*, :data:`LAYOUTS`: which is faster depends on the
-  device and the width); a linear layer is one batched matmul;
+* a convolution is one grouped convolution (``groups=K``), K ordinary ones on the members' channel blocks
+  (on cuda optionally spread over CUDA streams), or im2col and one batched matmul (the *pack layout*,
+  :data:`LAYOUTS`: which is faster depends on the device and the width); a linear layer is one batched
+  matmul;
 * BatchNorm over K·C channels keeps exactly the per-member, per-channel statistics;
 * ReLU, pooling and residual additions act channel by channel and need no change;
 * dropout masks come from a counter-based hash of (member seed, step, layer, element), so every member
@@ -20,6 +21,7 @@ equal to the same run trained alone (tests/test_train.py).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -70,7 +72,9 @@ class MemberRandomness:
 
 
 # pack layout -> (how the convolutions run, channels-last memory). "grouped": one grouped convolution over
-# the members; "per_member": one ordinary convolution per member on its channel block; "matmul": im2col
+# the members; "per_member": one ordinary convolution per member on its channel block; "streams": the same,
+# on cuda spread over SIDE_STREAMS CUDA streams so that small convolutions can run side by side (elsewhere,
+# and inside torch.compile, it is per_member); "matmul": im2col
 # (F.unfold) and one batched matmul over the members, each member's a GEMM of (C_out) x (C_in*kh*kw) x
 # (batch*H*W) -- large GEMMs where cuDNN's grouped kernels are slow, at kh*kw times the input's memory.
 # Same parameters and arithmetic per member; only the kernels differ (on the CPU a member of a per-member
@@ -78,7 +82,17 @@ class MemberRandomness:
 # timing probe steps; on the CPU "auto" is CPU_LAYOUT (oneDNN's NHWC kernels are ~10% faster there).
 LAYOUTS = {"grouped": ("grouped", False), "grouped_channels_last": ("grouped", True),
            "per_member": ("per_member", False), "per_member_channels_last": ("per_member", True),
-           "batched_matmul": ("matmul", False)}
+           "per_member_streams": ("streams", False), "batched_matmul": ("matmul", False)}
+SIDE_STREAMS = 8  # CUDA's default number of hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
+_side_streams: dict[int, list] = {}
+
+
+def side_streams(device: torch.device) -> list:
+    """SIDE_STREAMS CUDA streams of `device`, made once per process."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _side_streams:
+        _side_streams[index] = [torch.cuda.Stream(index) for _ in range(SIDE_STREAMS)]
+    return _side_streams[index]
 CPU_LAYOUT, CUDA_LAYOUT = "grouped_channels_last", "grouped"  # without a choice: what training always did
 
 
@@ -114,13 +128,34 @@ class PackedConv2d(nn.Module):
             return self._batched_matmul(x)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = x.contiguous(memory_format=fmt)
-        if self.conv == "per_member" and k > 1:  # one member: the grouped call is that member's own convolution
-            bias = [None] * k if self.bias is None else self.bias
-            return torch.cat([F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
-                                       self.dilation) for xk, w, b in zip(x.chunk(k, 1), self.weight, bias)], 1)
+        if self.conv in ("per_member", "streams") and k > 1:  # one member: the grouped call is its own convolution
+            return self._per_member(x, fmt)
         bias = self.bias.reshape(-1) if self.bias is not None else None
         weight = self.weight.reshape(-1, *self.weight.shape[2:]).contiguous(memory_format=fmt)
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups=k)
+
+    def _per_member(self, x, fmt):
+        """One convolution per member on its channel block; with conv "streams" on cuda (eager), member k's on
+        side stream k % SIDE_STREAMS, joined to the current stream before the concatenation. Autograd runs
+        each backward kernel on its forward's stream and synchronises the streams itself."""
+        k = self.weight.shape[0]
+        bias = [None] * k if self.bias is None else self.bias
+        streams = (side_streams(x.device)[:k] if self.conv == "streams" and x.is_cuda
+                   and not torch.compiler.is_compiling() else [])
+        main = torch.cuda.current_stream(x.device) if streams else None
+        for s in streams:
+            s.wait_stream(main)  # x and the weights are ready
+            x.record_stream(s)  # x's memory is not reused before the side streams are done with it
+        outs = []
+        for i, (xk, w, b) in enumerate(zip(x.chunk(k, 1), self.weight, bias)):
+            with torch.cuda.stream(streams[i % len(streams)]) if streams else contextlib.nullcontext():
+                outs.append(F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
+                                     self.dilation))
+        for s in streams:
+            main.wait_stream(s)
+        for out in outs if streams else []:
+            out.record_stream(main)  # made on a side stream, read by the concatenation on this one
+        return torch.cat(outs, 1)
 
     def _batched_matmul(self, x):
         """(B, K*C, H, W) -> (B, K*O, H', W') as K GEMMs (O, C*kh*kw) @ (C*kh*kw, B*H'*W') in one bmm."""

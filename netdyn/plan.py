@@ -125,12 +125,13 @@ def probe_layouts(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int
 
 
 def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str = "auto",
-                  candidates=None) -> tuple[str, dict[str, float]]:
+                  candidates=None, compile: bool = False) -> tuple[str, dict[str, float]]:
     """The pack layout a pack of `k` members of `spec`'s kind trains in, and the probe's step times (seconds
     per layout; empty where nothing was timed). `layout` other than auto is kept as it is; auto on the CPU is
     its default layout (no probe: CPU numbers stay the same from run to run), on cuda the layout whose probe
-    steps were fastest among `candidates` (default: all of LAYOUTS). A candidate whose probe fails (out of
-    memory, say) is left out, with a warning; if all fail, the device's default layout is used."""
+    steps were fastest among `candidates` (default: all of LAYOUTS, less the side-stream ones for a `compile`d
+    pack, which would run them as per_member). The probe steps are eager. A candidate whose probe fails (out
+    of memory, say) is left out, with a warning; if all fail, the device's default layout is used."""
     from .packed import LAYOUTS, default_layout
 
     if layout != "auto":
@@ -139,7 +140,8 @@ def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int
         return layout, {}
     if device.type != "cuda" and candidates is None:
         return default_layout(device), {}
-    times, failed = probe_layouts(spec, info, device, k, candidates or list(LAYOUTS))
+    candidates = candidates or [name for name in LAYOUTS if not (compile and LAYOUTS[name][0] == "streams")]
+    times, failed = probe_layouts(spec, info, device, k, candidates)
     for cand, why in failed.items():
         log.warning("pack layout %s for %s, K=%d: probe failed (%s); left out", cand, spec.pack_key, k, why)
     if not times:

@@ -372,7 +372,7 @@ def train_runs(specs: list[RunSpec], out_dir: str | Path, *, device: str = "cpu"
             for members in pack_plan(group, info, dev, pack, resume_epochs, pack_memory):
                 key = (members[0].pack_key, len(members))
                 if key not in layouts:
-                    layouts[key] = choose_layout(members[0], info, dev, len(members), pack_layout)
+                    layouts[key] = choose_layout(members[0], info, dev, len(members), pack_layout, compile=compile)
                 layout, probe = layouts[key]
                 log.info("training %d run(s) together on %s (layout %s%s): %s", len(members), dev, layout,
                          ", compiled" if compile else "", ", ".join(s.run_id for s in members))

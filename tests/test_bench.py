@@ -227,6 +227,31 @@ def test_pack_layout_bench_times_every_layout(tmp_path, repo_root, child_env):
     assert row["images_per_s_per_model"]["grouped"] == pytest.approx(128 / times["grouped"])
 
 
+def test_layout_check_passes_every_layout_and_catches_one_that_mixes_members(monkeypatch):
+    """bench/pack_layout.py's device check (gpu_checks.sh runs it on cuda, where side streams and other kernels
+    are in play): every layout of netdyn.packed.LAYOUTS passes on the CPU; a batched_matmul that hands each
+    member the previous member's output channels is flagged, and only that layout."""
+    import torch
+
+    from bench.pack_layout import CHECK_ARCHS, check_layouts
+    from netdyn.packed import LAYOUTS, PackedConv2d
+
+    rows = check_layouts(torch.device("cpu"), k=3, batch=2, steps=2)
+    assert [(r["arch"], r["layout"]) for r in rows] == [(a, name) for a in CHECK_ARCHS for name in LAYOUTS]
+    assert all(r["ok"] for r in rows), rows
+    real = PackedConv2d._batched_matmul
+
+    def mixed(self, x):
+        out = real(self, x)
+        k = self.weight.shape[0]
+        return out.unflatten(1, (k, -1)).roll(1, 1).flatten(1, 2)
+
+    monkeypatch.setattr(PackedConv2d, "_batched_matmul", mixed)
+    rows = check_layouts(torch.device("cpu"), k=3, batch=2, steps=1)
+    assert {r["layout"] for r in rows if not r["ok"]} == {"batched_matmul"}
+    assert all(r["max_relative_difference"]["outputs"] > 1e-3 for r in rows if not r["ok"])
+
+
 def test_projection_steps_write_their_files_in_place(monkeypatch, make_spec):
     """measure_steps times the snapshot and the checkpoints to the end of their writes: the pack it measures
     writes in place, not on the writer thread (whose queued writes the hooks would not wait for)."""

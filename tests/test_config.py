@@ -102,6 +102,8 @@ BAD_CONFIGS = {
                                                "predict.feature_sets[0]"),
     "subepoch beyond epochs": (lambda c: c["training"].update(subepoch_snapshots=2, subepoch_epochs=5),
                                "training.subepoch_epochs"),
+    "side streams in a compiled pack": (lambda c: c["training"].update(pack_layout="per_member_streams", compile=True),
+                                        "training.pack_layout"),
     "modularity batch beyond the 450 digits test images": (_set("modularity", {"n_per_batch": 451}),
                                                            "modularity.n_per_batch"),
     "modularity k not below the batch": (_set("modularity", {"k": 10, "n_per_batch": 10}), "modularity.k"),

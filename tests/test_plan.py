@@ -140,6 +140,28 @@ def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, mo
         ("grouped_channels_last", {})
 
 
+def test_auto_on_cuda_probes_every_layout_and_no_side_streams_for_a_compiled_pack(make_spec, monkeypatch):
+    """On cuda auto times every layout of netdyn.packed.LAYOUTS (planted times; no GPU needed); a compiled pack
+    would run per_member_streams as per_member, so its probe leaves that layout out."""
+    from netdyn.packed import LAYOUTS
+
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+    planted = dict(zip(LAYOUTS, range(len(LAYOUTS), 0, -1)), per_member_streams=0.5)
+    probed = []
+
+    def fake(_spec, _info, _device, _k, layout, _steps):
+        probed.append(layout)
+        return planted[layout]
+
+    monkeypatch.setattr(plan, "layout_step_seconds", fake)
+    assert plan.choose_layout(spec, info, torch.device("cuda"), 4, "auto")[0] == "per_member_streams"
+    assert probed == list(LAYOUTS)
+    probed.clear()
+    best, times = plan.choose_layout(spec, info, torch.device("cuda"), 4, "auto", compile=True)
+    assert best == "batched_matmul" and "per_member_streams" not in times
+    assert probed == [name for name in LAYOUTS if name != "per_member_streams"]
+
+
 @pytest.mark.parametrize("arch", ["lenet", "resnet8"])
 def test_layout_probe_times_real_steps_on_the_cpu(make_spec, arch):
     """The probe itself (not planted): real training steps of a fresh pack in each layout, timed."""

@@ -139,7 +139,10 @@ def test_projection_shows_the_layout_probe_when_the_json_has_one():
     block = rt.gpu_projection(_source("gpu_projection", probed))
     table = block[block.index("| block | K |"):].splitlines()
     line = table[2]
-    assert line.endswith("| 1,280 | 1,600 | **2,000** | - | - | 1.56× |"), line
+    from netdyn.packed import LAYOUTS
+
+    assert list(LAYOUTS)[:3] == ["grouped", "grouped_channels_last", "per_member"]
+    assert line.endswith("| 1,280 | 1,600 | **2,000** | " + "- | " * (len(LAYOUTS) - 3) + "1.56× |"), line
 
 
 def test_graph_extraction_cells_and_goals():

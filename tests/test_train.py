@@ -133,14 +133,14 @@ def test_train_runs_trains_each_pack_in_the_chosen_layout_and_records_the_probe(
 
     asked = []
 
-    def planted(spec, info, device, k, layout):
-        asked.append((spec.pack_key, k, layout))
+    def planted(spec, info, device, k, layout, compile):
+        asked.append((spec.pack_key, k, layout, compile))
         return "per_member", {"per_member": 0.001, "grouped": 0.0025}
 
     monkeypatch.setattr(netdyn.train, "choose_layout", planted)
     specs = [make_spec("lenet", lr=0.05, seed=s, epochs=1) for s in (0, 1)]
     train_runs(specs, tmp_path, pack="always", pack_layout="auto")
-    assert asked == [(specs[0].pack_key, 2, "auto")]
+    assert asked == [(specs[0].pack_key, 2, "auto", False)]
     for spec in specs:
         assert _result(tmp_path, spec)["pack"] == {"size": 2, "layout": "per_member", "compile": False,
                                                    "layout_probe_ms_per_step": {"per_member": 1.0, "grouped": 2.5}}

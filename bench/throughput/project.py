@@ -167,7 +167,8 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
         c = combos[key]
         specs = next(p for p in c["packs"] if len(p) == k)
         try:
-            layout, probe = choose_layout(specs[0], c["info"], device, k, cfg["training"]["pack_layout"])
+            layout, probe = choose_layout(specs[0], c["info"], device, k, cfg["training"]["pack_layout"],
+                                          compile=cfg["training"]["compile"])
             rec = measure_steps(specs, c["info"], device, end + grace_s, warmup=warmup, steps=steps,
                                 eval_images=eval_images, options={"layout": layout, "layout_probe": probe,
                                                                   "compile": cfg["training"]["compile"]})
