@@ -68,7 +68,7 @@ def test_variant_names(name, parsed):
     assert parse_variant(name) == parsed
 
 
-@pytest.mark.parametrize("name", ["fp16", "bf16+fp32", "grouped+per_member", ""])
+@pytest.mark.parametrize("name", ["fp16", "bf16+fp32", "grouped+per_member", "", "per_member_streams+compile"])
 def test_bad_variant_names_are_refused_by_name(name):
     with pytest.raises(ValueError, match="variant"):
         parse_variant(name)

@@ -111,6 +111,8 @@ def parse_variant(name: str) -> dict:
             raise ValueError(f"variant {name!r}: {part!r} is not a precision ({', '.join(PRECISIONS)}), a pack layout "
                              f"({', '.join(LAYOUTS)}) or 'compile', or repeats one")
         out[key] = part if key != "compile" else True
+    if out.get("compile") and LAYOUTS[out.get("layout", "grouped")][0] == "streams":
+        raise ValueError(f"variant {name!r}: a compiled pack runs {out['layout']} as per_member (no side streams)")
     return out
 
 
