@@ -74,15 +74,16 @@ class MemberRandomness:
 # pack layout -> (how the convolutions run, channels-last memory). "grouped": one grouped convolution over
 # the members; "per_member": one ordinary convolution per member on its channel block; "streams": the same,
 # on cuda spread over SIDE_STREAMS CUDA streams so that small convolutions can run side by side (elsewhere,
-# and inside torch.compile, it is per_member); "matmul": im2col
-# (F.unfold) and one batched matmul over the members, each member's a GEMM of (C_out) x (C_in*kh*kw) x
-# (batch*H*W) -- large GEMMs where cuDNN's grouped kernels are slow, at kh*kw times the input's memory.
-# Same parameters and arithmetic per member; only the kernels differ (on the CPU a member of a per-member
-# or grouped pack is bit for bit its solo run). netdyn.plan.choose_layout picks one per job on a GPU by
-# timing probe steps; on the CPU "auto" is CPU_LAYOUT (oneDNN's NHWC kernels are ~10% faster there).
+# and inside torch.compile, it is per_member); "matmul": im2col (F.unfold) and one batched matmul over the
+# members, each member's a GEMM of (C_out) x (C_in*kh*kw) x (batch*H*W) -- large GEMMs where cuDNN's
+# grouped kernels are slow, at kh*kw times the input's memory. Same parameters and arithmetic per member;
+# only the kernels differ (on the CPU a member of a per-member or grouped pack is bit for bit its solo run).
+# netdyn.plan.choose_layout picks one per job on a GPU by timing probe steps; on the CPU "auto" is
+# CPU_LAYOUT (oneDNN's NHWC kernels are ~10% faster there).
 LAYOUTS = {"grouped": ("grouped", False), "grouped_channels_last": ("grouped", True),
            "per_member": ("per_member", False), "per_member_channels_last": ("per_member", True),
            "per_member_streams": ("streams", False), "batched_matmul": ("matmul", False)}
+CPU_LAYOUT, CUDA_LAYOUT = "grouped_channels_last", "grouped"  # without a choice: what training always did
 SIDE_STREAMS = 8  # CUDA's default number of hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS)
 _side_streams: dict[int, list] = {}
 
@@ -93,7 +94,6 @@ def side_streams(device: torch.device) -> list:
     if index not in _side_streams:
         _side_streams[index] = [torch.cuda.Stream(index) for _ in range(SIDE_STREAMS)]
     return _side_streams[index]
-CPU_LAYOUT, CUDA_LAYOUT = "grouped_channels_last", "grouped"  # without a choice: what training always did
 
 
 def default_layout(device) -> str:
