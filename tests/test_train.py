@@ -227,13 +227,25 @@ def pause():  # everything so far is on disk; wait for SIGKILL
     open(os.path.join(out, "PAUSED"), "w").close()
     time.sleep(600)
 
-if how == "snapshot":  # right after the snapshot with this epoch label
+if how == "snapshot":  # right after the snapshot with this epoch label, once the writer thread has written it
     snapshot = T.PackTrainer._snapshot
     def paused_snapshot(self, epoch_label, *args, **kwargs):
         snapshot(self, epoch_label, *args, **kwargs)
         if epoch_label == float(where[0]):
+            self.io.drain()
             pause()
     T.PackTrainer._snapshot = paused_snapshot
+elif how == "json":  # just before the nth manifest-style JSON write of file `name` in run directory `run`
+    import netdyn.trajectory as TJ
+    run, name, nth = where
+    write_json, calls = TJ._atomic_write_json, []
+    def paused_write_json(path, obj):
+        if path.parent.name == run and path.name == name:
+            calls.append(1)
+            if len(calls) == int(nth):
+                pause()
+        return write_json(path, obj)
+    TJ._atomic_write_json = paused_write_json
 else:  # "replace": just before the nth rename of file `name` in run directory `run`
     run, name, nth = where
     replace, calls = pathlib.Path.replace, []
@@ -334,6 +346,23 @@ def test_kill_between_checkpoint_files(tmp_path, make_spec, child_env):
     train_runs(specs, killed, pack="never")
     reference = tmp_path / "reference"
     train_runs(specs, reference, pack="never")
+    _assert_identical_runs(killed, reference, specs)
+
+
+def test_kill_between_a_trajectory_row_and_its_manifest_entry(tmp_path, make_spec, child_env):
+    """Killed while the writer thread had appended epoch 1.5's row to trajectory.bin but not yet listed it in
+    trajectory.json (its 5th write: creation, then snapshots 0, 0.5, 1, 1.5): the trajectory is not readable
+    as it stands, and resuming drops the unlisted row and ends where the uninterrupted pack ends."""
+    from netdyn.trajectory import TrajectoryError
+
+    specs = _resume_specs(make_spec, 2)
+    killed = tmp_path / "killed"
+    _kill_mid_training(tmp_path, child_env, specs, killed, "always", "json", specs[0].run_id, "trajectory.json", 5)
+    with pytest.raises(TrajectoryError, match="truncated or was overwritten"):  # the window really was hit
+        Trajectory.open(killed / specs[0].run_id)
+    train_runs(specs, killed, pack="always")
+    reference = tmp_path / "reference"
+    train_runs(specs, reference, pack="always")
     _assert_identical_runs(killed, reference, specs)
 
 
