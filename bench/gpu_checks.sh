@@ -98,7 +98,8 @@ echo "== step 0b (pack memory): exit $? after ${SECONDS}s"
 
 # 0c. every pack layout correct on this device (exit 1 if a layout mixes members), then timed per block, <= 40 s
 timeout 40 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
-echo "== step 0c (pack layouts): exit $? after ${SECONDS}s"
+s0c=$?
+echo "== step 0c (pack layouts): exit $s0c after ${SECONDS}s"
 
 LABEL="lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}"
 # 1. projection of the paper grid in bf16 with the auto pack layout, <= 240 s (budget 190 s + planning + grace)
@@ -113,6 +114,7 @@ timeout 160 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --n
 s2=$?
 echo "== step 2 (table): exit $s2 after ${SECONDS}s"
 [ "$status" -eq 0 ] && status=$s2
+[ "$status" -eq 0 ] && [ "$s0c" -eq 1 ] && status=1  # a layout that mixes members (a timeout, 124, is not)
 
 # 3. where a LeNet pack's time goes besides the steps (evaluation, snapshots, curves, checkpoints), <= 30 s
 timeout 30 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "$EO_K" --repeats "$EO_REPEATS" \
