@@ -135,6 +135,7 @@ def check_semantics(config: dict) -> dict:
     """The checks a schema cannot express; each error names the config key."""
     from .data import DATASETS
     from .models import ArchitectureError, architecture_label
+    from .packed import uses_side_streams
 
     if not SAFE_NAME.match(config["study"]):
         raise ConfigError(f"config key `study`: {config['study']!r} is not safe as a path part "
@@ -168,8 +169,8 @@ def check_semantics(config: dict) -> dict:
     if t["dtype"] == "float64" and t["precision"] != "fp32":
         raise ConfigError(f"config key `training.precision`: {t['precision']} needs float32 weights; with "
                           "training.dtype float64 only fp32 is possible")
-    if t["compile"] and t["pack_layout"] == "per_member_streams":
-        raise ConfigError("config key `training.pack_layout`: per_member_streams runs convolutions on side streams, "
+    if t["compile"] and uses_side_streams(t["pack_layout"]):
+        raise ConfigError(f"config key `training.pack_layout`: {t['pack_layout']} runs convolutions on side streams, "
                           "which a compiled model (training.compile: true) does not use; choose per_member")
     for i, e in enumerate(config["predict"]["windows"] or []):
         if e >= t["epochs"]:

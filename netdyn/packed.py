@@ -88,6 +88,12 @@ SIDE_STREAMS = 8  # CUDA's default number of hardware work queues (CUDA_DEVICE_M
 _side_streams: dict[int, list] = {}
 
 
+def uses_side_streams(layout: str) -> bool:
+    """Whether `layout` puts the members' convolutions on side streams (which a compiled pack does not use);
+    False for anything that is not a layout (auto)."""
+    return LAYOUTS.get(layout, (None,))[0] == "streams"
+
+
 def side_streams(device: torch.device) -> list:
     """SIDE_STREAMS CUDA streams of `device`, made once per process."""
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -151,10 +157,11 @@ class PackedConv2d(nn.Module):
             with torch.cuda.stream(streams[i % len(streams)]) if streams else contextlib.nullcontext():
                 outs.append(F.conv2d(xk, w.contiguous(memory_format=fmt), b, self.stride, self.padding,
                                      self.dilation))
-        for s in streams:
-            main.wait_stream(s)
-        for out in outs if streams else []:
-            out.record_stream(main)  # made on a side stream, read by the concatenation on this one
+        if streams:
+            for s in streams:
+                main.wait_stream(s)
+            for out in outs:
+                out.record_stream(main)  # made on a side stream, read by the concatenation on this one
         return torch.cat(outs, 1)
 
     def _batched_matmul(self, x):

@@ -132,7 +132,7 @@ def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int
     steps were fastest among `candidates` (default: all of LAYOUTS, less the side-stream ones for a `compile`d
     pack, which would run them as per_member). The probe steps are eager. A candidate whose probe fails (out
     of memory, say) is left out, with a warning; if all fail, the device's default layout is used."""
-    from .packed import LAYOUTS, default_layout
+    from .packed import LAYOUTS, default_layout, uses_side_streams
 
     if layout != "auto":
         if layout not in LAYOUTS:
@@ -140,7 +140,7 @@ def choose_layout(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int
         return layout, {}
     if device.type != "cuda" and candidates is None:
         return default_layout(device), {}
-    candidates = candidates or [name for name in LAYOUTS if not (compile and LAYOUTS[name][0] == "streams")]
+    candidates = candidates or [name for name in LAYOUTS if not (compile and uses_side_streams(name))]
     times, failed = probe_layouts(spec, info, device, k, candidates)
     for cand, why in failed.items():
         log.warning("pack layout %s for %s, K=%d: probe failed (%s); left out", cand, spec.pack_key, k, why)

@@ -235,27 +235,22 @@ if how == "snapshot":  # right after the snapshot with this epoch label, once th
             self.io.drain()
             pause()
     T.PackTrainer._snapshot = paused_snapshot
-elif how == "json":  # just before the nth manifest-style JSON write of file `name` in run directory `run`
-    import netdyn.trajectory as TJ
-    run, name, nth = where
-    write_json, calls = TJ._atomic_write_json, []
-    def paused_write_json(path, obj):
-        if path.parent.name == run and path.name == name:
-            calls.append(1)
-            if len(calls) == int(nth):
-                pause()
-        return write_json(path, obj)
-    TJ._atomic_write_json = paused_write_json
-else:  # "replace": just before the nth rename of file `name` in run directory `run`
-    run, name, nth = where
-    replace, calls = pathlib.Path.replace, []
-    def paused_replace(self, target):
-        if self.parent.name == run and self.name == name:
-            calls.append(1)
-            if len(calls) == int(nth):
-                pause()
-        return replace(self, target)
-    pathlib.Path.replace = paused_replace
+else:  # just before the nth call on file `name` in run directory `run` of the patched writer:
+    run, name, nth = where  # "json": netdyn.trajectory's JSON writes (manifest), "replace": file renames
+    def paused_before_nth(write):
+        calls = []
+        def paused(path, *args):
+            if path.parent.name == run and path.name == name:
+                calls.append(1)
+                if len(calls) == int(nth):
+                    pause()
+            return write(path, *args)
+        return paused
+    if how == "json":
+        import netdyn.trajectory as TJ
+        TJ._atomic_write_json = paused_before_nth(TJ._atomic_write_json)
+    else:
+        pathlib.Path.replace = paused_before_nth(pathlib.Path.replace)
 
 T.train_runs(specs, out, pack=pack)
 open(os.path.join(out, "FINISHED"), "w").close()

@@ -101,7 +101,7 @@ def parse_variant(name: str) -> dict:
     """A variant of the trainer's settings, e.g. ``bf16``, ``per_member_channels_last``, ``compile`` or
     ``bf16+per_member+compile``: '+'-joined training.precision / training.pack_layout values and ``compile``."""
     from netdyn.config import PRECISIONS
-    from netdyn.packed import LAYOUTS
+    from netdyn.packed import LAYOUTS, uses_side_streams
 
     out = {}
     for part in name.split("+"):
@@ -111,7 +111,7 @@ def parse_variant(name: str) -> dict:
             raise ValueError(f"variant {name!r}: {part!r} is not a precision ({', '.join(PRECISIONS)}), a pack layout "
                              f"({', '.join(LAYOUTS)}) or 'compile', or repeats one")
         out[key] = part if key != "compile" else True
-    if out.get("compile") and LAYOUTS[out.get("layout", "grouped")][0] == "streams":
+    if out.get("compile") and uses_side_streams(out.get("layout")):
         raise ValueError(f"variant {name!r}: a compiled pack runs {out['layout']} as per_member (no side streams)")
     return out
 
