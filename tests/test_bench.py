@@ -231,8 +231,6 @@ def test_layout_check_passes_every_layout_and_catches_one_that_mixes_members(mon
     """bench/pack_layout.py's device check (gpu_checks.sh runs it on cuda, where side streams and other kernels
     are in play): every layout of netdyn.packed.LAYOUTS passes on the CPU; a batched_matmul that hands each
     member the previous member's output channels is flagged, and only that layout."""
-    import torch
-
     from bench.pack_layout import CHECK_ARCHS, check_layouts
     from netdyn.packed import LAYOUTS, PackedConv2d
 

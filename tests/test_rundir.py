@@ -438,9 +438,9 @@ def test_checkpoint_write_failure_names_run_and_file(tmp_path, monkeypatch):
 # background writes (netdyn.rundir.background): order kept, queue bounded, failures raised in the caller
 
 def test_background_writes_keep_their_order_and_a_bounded_queue():
-    from netdyn.rundir.background import BackgroundWrites
-
     import threading
+
+    from netdyn.rundir.background import BackgroundWrites
 
     done, gate = [], threading.Event()
     io = BackgroundWrites(max_pending=3)
