@@ -125,7 +125,8 @@ def main(argv=None) -> dict:
               "settings": {"dataset": a.dataset, "image_size": a.image_size, "precision": a.precision,
                            "batch_size": a.batch_size, "warmup_steps": a.steps[0], "timed_steps": a.steps[1],
                            "what_is_timed": "median seconds of one step (forward, loss, backward; no SGD update, "
-                                            "evaluation or files) of a fresh pack of K on random data"},
+                                            "evaluation or files) of one fresh pack of K on random data, "
+                                            "switched from layout to layout"},
               "machine": describe(device), "rows": []}
     if a.check_members:
         checked = check_layouts(device, a.check_members)

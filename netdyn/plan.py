@@ -48,11 +48,12 @@ MEMORY_SHARE = 0.5  # of the free device memory a pack may fill (cuDNN workspace
 PROBE_PACKS = (1, 2)  # pack sizes whose measured peaks give the line peak = fixed + per_member * K
 
 
-def _probe_pack(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str | None = None):
-    """A pack of `k` fresh members of `spec`'s kind in `layout` on `device`, and a random minibatch for it."""
+def _probe_pack(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int):
+    """A pack of `k` fresh members of `spec`'s kind on `device` (in the CPU's default layout), and a random
+    minibatch for it."""
     from .packed import pack_models
 
-    model = pack_models([init_model(spec, info) for _ in range(k)], [spec.seed] * k, layout).to(device).train()
+    model = pack_models([init_model(spec, info) for _ in range(k)], [spec.seed] * k).to(device).train()
     dtype = next(model.parameters()).dtype
     size, channels = info.image_size, info.in_channels
     x = torch.randn(spec.batch_size, k * channels, size, size, device=device, dtype=dtype)
@@ -88,19 +89,19 @@ def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) ->
 LAYOUT_PROBE_STEPS = (2, 5)  # warm-up steps (cuDNN autotuning happens in the first), then timed steps
 
 
-def layout_step_seconds(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, layout: str,
+def layout_step_seconds(model, x: torch.Tensor, y: torch.Tensor, precision: str, device: torch.device,
                         steps: tuple[int, int] = LAYOUT_PROBE_STEPS) -> float:
-    """Median seconds of one training step (forward, loss, backward) of a fresh pack of `k` in `layout`."""
+    """Median seconds of one training step (forward, loss, backward) of the pack `model` in its present
+    layout (``model.layout``) on the minibatch `x`, `y`."""
     import statistics
     import time
 
-    model, x, y = _probe_pack(spec, info, device, k, layout)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
     times = []
     for i in range(sum(steps)):
         sync(device)
         t0 = time.perf_counter()
-        _train_step(model, x, y, spec.precision, device)
+        _train_step(model, x, y, precision, device)
         sync(device)
         if i >= steps[0]:
             times.append(time.perf_counter() - t0)
@@ -110,17 +111,29 @@ def layout_step_seconds(spec: RunSpec, info: DatasetInfo, device: torch.device, 
 def probe_layouts(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, candidates,
                   steps: tuple[int, int] = LAYOUT_PROBE_STEPS) -> tuple[dict[str, float], dict[str, str]]:
     """:func:`layout_step_seconds` of each candidate layout, and the first line of the error of each whose probe
-    failed (out of memory, say: torch.cuda.OutOfMemoryError is a RuntimeError); the device's cache is emptied
-    after each probe, so one pack's leftovers do not crowd the next."""
+    failed (out of memory, say: torch.cuda.OutOfMemoryError is a RuntimeError). One fresh pack of `k` is built
+    and switched from layout to layout (netdyn.packed.set_layout: the parameters stay as they are) -- building
+    K members again per layout cost seconds per wide pack; its gradients are dropped and the device's cache
+    emptied before each layout, so one layout's leftovers do not crowd the next."""
+    from .packed import set_layout
+
     times, failed = {}, {}
+    try:
+        model, x, y = _probe_pack(spec, info, device, k)
+    except RuntimeError as err:  # the pack itself does not fit: no layout can be timed
+        return times, dict.fromkeys(candidates, str(err).splitlines()[0])
     for cand in candidates:
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         try:
-            times[cand] = layout_step_seconds(spec, info, device, k, cand, steps)
+            set_layout(model, cand)
+            times[cand] = layout_step_seconds(model, x, y, spec.precision, device, steps)
         except RuntimeError as err:
             failed[cand] = str(err).splitlines()[0]
-        finally:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+    del model, x, y
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return times, failed
 
 

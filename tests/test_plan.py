@@ -123,11 +123,11 @@ def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, mo
     spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
     planted = {"grouped": 3.0, "grouped_channels_last": 2.0, "per_member": 1.0, "per_member_channels_last": None}
 
-    def fake(_spec, _info, _device, k, layout, _steps):
-        assert k == 4
-        if planted[layout] is None:
+    def fake(model, *_):
+        assert model.members == 4
+        if planted[model.layout] is None:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (planted)")
-        return planted[layout]
+        return planted[model.layout]
 
     monkeypatch.setattr(plan, "layout_step_seconds", fake)
     best, times = plan.choose_layout(spec, info, torch.device("cpu"), 4, "auto", candidates=list(planted))
@@ -149,17 +149,60 @@ def test_auto_on_cuda_probes_every_layout_and_no_side_streams_for_a_compiled_pac
     planted = dict(zip(LAYOUTS, range(len(LAYOUTS), 0, -1)), per_member_streams=0.5)
     probed = []
 
-    def fake(_spec, _info, _device, _k, layout, _steps):
-        probed.append(layout)
-        return planted[layout]
+    def fake(model, *_):
+        probed.append(model.layout)
+        return planted[model.layout]
 
     monkeypatch.setattr(plan, "layout_step_seconds", fake)
+    on_cpu = plan._probe_pack  # the pack is built on the CPU: no GPU here
+    monkeypatch.setattr(plan, "_probe_pack", lambda spec, info, _device, k: on_cpu(spec, info, torch.device("cpu"), k))
     assert plan.choose_layout(spec, info, torch.device("cuda"), 4, "auto")[0] == "per_member_streams"
     assert probed == list(LAYOUTS)
     probed.clear()
     best, times = plan.choose_layout(spec, info, torch.device("cuda"), 4, "auto", compile=True)
     assert best == "batched_matmul" and "per_member_streams" not in times
     assert probed == [name for name in LAYOUTS if name != "per_member_streams"]
+
+
+def test_layout_probe_builds_one_pack_and_times_each_layout_in_its_own_kernels(make_spec, monkeypatch):
+    """probe_layouts builds the pack once and switches its layout: each timing sees every packed convolution in the
+    layout it is timed for, no gradient left from the layout before, and the weights of the pack as built (the
+    probe takes no optimiser step); its timed steps really run (gradients appear)."""
+    from netdyn.packed import LAYOUTS, PackedConv2d
+
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+    builds, seen, first = [], [], {}
+    real_pack, real_time = plan._probe_pack, plan.layout_step_seconds
+    monkeypatch.setattr(plan, "_probe_pack", lambda *a: builds.append(a[3]) or real_pack(*a))
+
+    def timed(model, x, y, precision, device, steps):
+        convs = [m for m in model.modules() if isinstance(m, PackedConv2d)]
+        assert convs and {(m.conv, m.channels_last) for m in convs} == {LAYOUTS[model.layout]}
+        assert all(p.grad is None for p in model.parameters()), "gradients carried over from the last layout"
+        state = {n: t.clone() for n, t in model.state_dict().items()}
+        if first:
+            assert all(torch.equal(state[n], first[n]) for n in first), "the probe changed the weights"
+        first.update(state)
+        t = real_time(model, x, y, precision, device, (0, 1))
+        assert all(p.grad is not None for p in model.parameters())
+        seen.append(model.layout)
+        return t
+
+    monkeypatch.setattr(plan, "layout_step_seconds", timed)
+    times, failed = plan.probe_layouts(spec, info, torch.device("cpu"), 3, list(LAYOUTS))
+    assert builds == [3] and seen == list(LAYOUTS) and set(times) == set(LAYOUTS) and not failed
+
+
+def test_a_pack_too_large_to_build_fails_every_layout_probe(make_spec, monkeypatch):
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+
+    def too_big(*_):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB (planted)\nmore")
+
+    monkeypatch.setattr(plan, "_probe_pack", too_big)
+    times, failed = plan.probe_layouts(spec, info, torch.device("cpu"), 3, ["grouped", "per_member"])
+    assert times == {} and failed == dict.fromkeys(["grouped", "per_member"],
+                                                   "CUDA out of memory. Tried to allocate 2 GiB (planted)")
 
 
 @pytest.mark.parametrize("arch", ["lenet", "resnet8"])
