@@ -203,7 +203,9 @@ def gpu_projection(src: Source) -> str:
     out += ["", f"Not measured ({len(missing)} blocks): " + ", ".join(missing) + ".", "",
             f"The blocks with a time sum to {p['total_hours']:.1f} h ({p['hours_measured_blocks']:.1f} h of it the "
             f"blocks measured in full; {measured_hours:.1f} h from measured packs alone, nothing estimated); "
-            + ("that is the projection of the whole grid." if p["complete"] else
+            + (("that is the projection of the whole grid" + (
+                f", {p['estimated_packs']} of its packs estimated (source column; an estimate from a wider width "
+                "is an upper bound)." if p["estimated_packs"] else ".")) if p["complete"] else
                "the whole grid takes longer than that, by an amount not measured.")
             + f" Goal (`bench/goals.yaml`): ≤ {p['goal_hours']:g} h on one {p['goal_device']}; on this "
             f"{m['device_name']} " + ("met." if p["meets_goal"] else "**not met**" + (

@@ -54,6 +54,8 @@ def test_benchmark_tiny(tmp_path):
     (m,) = row["measured"]
     assert m["trainer_layout"] == "grouped_channels_last" and not m["trainer_compile"]  # auto on the CPU
     assert m["timed_steps"] == 2 and m["step_seconds"] > 0 and m["checkpoint_seconds"] > 0
+    assert 0 <= m["layout_probe_wall_seconds"] < m["measurement_wall_seconds"]  # what measuring it cost
+    assert m["measurement_wall_seconds"] > 2 * m["step_seconds"] + m["checkpoint_seconds"] + m["build_seconds"]
     # the pack cost formula of bench/throughput/project.py, by hand (digits: 1347 train / 450 test images)
     spe = math.ceil(row["n_train"] / 64)
     one = 2 * (spe * m["step_seconds"] + m["checkpoint_seconds"]) + \
@@ -105,6 +107,23 @@ def test_projection_estimates_from_the_nearest_measured_pack():
     assert P._estimate(results, key, 4)[1:] == (1.0, "estimated from K=8")  # smaller: as long per step
     assert P._estimate({(other, 32): {"k": 32}}, key, 16)[1:] == (1.0, "estimated from K=32 on fashionmnist")
     assert P._estimate(results, ("lenet", "cifar10", 4), 8) == (None, 1.0, "not measured")
+
+
+def test_projection_bounds_a_block_without_its_own_measurement_by_the_nearest_wider_width():
+    """A narrower net of the same architecture is no slower at the same K: the nearest wider width measured (same
+    data set first) bounds it from above; a narrower width or another architecture never does."""
+    w8, w4_fm, w1 = ("resnet20", "cifar10", 8), ("resnet20", "fashionmnist", 4), ("resnet20", "cifar10", 1)
+    results = {(w8, 11): {"k": 11}, (w8, 6): {"k": 6}, (w4_fm, 24): {"k": 24}, (w1, 72): {"k": 72},
+               (("vgg11bn", "cifar10", 8), 72): {"k": 72}}
+    rec, scale, src = P._estimate(results, ("resnet20", "cifar10", 2), 48)
+    assert (rec["k"], scale, src) == (24, 2.0, "upper bound from w=4 K=24 on fashionmnist")  # w4 is nearer than w8
+    del results[(w4_fm, 24)]
+    assert P._estimate(results, ("resnet20", "cifar10", 4), 24)[1:] == (24 / 11, "upper bound from w=8 K=11")
+    assert P._estimate(results, ("resnet20", "cifar10", 4), 10)[1:] == (1.0, "upper bound from w=8 K=11")
+    assert P._estimate(results, ("resnet20", "cifar10", 4), 7)[1:] == (7 / 6, "upper bound from w=8 K=6")
+    assert P._estimate(results, ("alexnet", "cifar10", 1), 72) == (None, 1.0, "not measured")
+    del results[(w8, 11)], results[(w8, 6)]
+    assert P._estimate(results, ("resnet20", "cifar10", 2), 48) == (None, 1.0, "not measured")  # only w1 is there
 
 
 def test_study_loads_without_jsonschema(monkeypatch, repo_root):

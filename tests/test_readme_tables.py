@@ -123,6 +123,9 @@ def test_projection_says_incomplete_and_complete_only_when_the_json_does():
     done["projection"]["complete"] = True
     block = rt.gpu_projection(_source("gpu_projection", done))
     assert "INCOMPLETE" not in block and "projection of the whole grid" in block
+    assert f"{data['projection']['estimated_packs']} of its packs estimated" in block
+    done["projection"]["estimated_packs"] = 0
+    assert "projection of the whole grid." in rt.gpu_projection(_source("gpu_projection", done))
 
 
 def test_projection_shows_the_layout_probe_when_the_json_has_one():

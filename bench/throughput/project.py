@@ -9,7 +9,8 @@ shape (fashionmnist: 1x32x32 at image_size 32; no files), in the pack layout tra
 recorded) and compiled where ``training.compile`` says so. A pack costs
 ``epochs * (steps_per_epoch * t_step + t_checkpoints) + n_snapshots * (n_test / eval_rate + t_snapshot_io)``.
 When the budget runs out, a pack size is estimated from the nearest measured K of the same
-(arch, data set, width), else from the same (arch, width) on the other data set; such rows say so.
+(arch, data set, width), else from the same (arch, width) on the other data set, else bounded from above
+by the nearest wider width of the architecture (see :func:`_estimate`); such rows say so.
 """
 
 from __future__ import annotations
@@ -88,15 +89,24 @@ def _plan(cfg: dict, device: torch.device) -> dict[tuple, dict]:
 def _estimate(results: dict, key: tuple, k: int):
     """The measurement a pack of K is costed with, a scale for its step time, and where it came from.
     Conservative: a smaller pack is assumed to take as long per step as the measured one, a larger pack
-    proportionally longer."""
+    proportionally longer (a pack's total img/s does not fall as it grows). Without a measurement of the
+    same (arch, width), the nearest wider width of the architecture gives an upper bound (a narrower
+    net's step, snapshot and checkpoint are no slower at the same K)."""
     if (key, k) in results:
         return results[(key, k)], 1.0, "measured"
+    arch, dataset, width = key
     cands = sorted((ck != key, abs(kk - k), ck, kk) for (ck, kk) in results
-                   if ck == key or (ck[0] == key[0] and ck[2] == key[2]))
-    if not cands:
+                   if ck == key or (ck[0] == arch and ck[2] == width))
+    if cands:
+        _, _, ck, kk = cands[0]
+        return results[(ck, kk)], max(1.0, k / kk), f"estimated from K={kk}" + ("" if ck == key else f" on {ck[1]}")
+    wider = sorted((ck[2], ck[1] != dataset, abs(kk - k), ck, kk) for (ck, kk) in results
+                   if ck[0] == arch and ck[2] > width)
+    if not wider:
         return None, 1.0, "not measured"
-    _, _, ck, kk = cands[0]
-    return results[(ck, kk)], max(1.0, k / kk), f"estimated from K={kk}" + ("" if ck == key else f" on {ck[1]}")
+    *_, ck, kk = wider[0]
+    return (results[(ck, kk)], max(1.0, k / kk),
+            f"upper bound from w={ck[2]} K={kk}" + ("" if ck[1] == dataset else f" on {ck[1]}"))
 
 
 def _block_row(key: tuple, c: dict, results: dict) -> dict:
@@ -167,17 +177,22 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
         c = combos[key]
         specs = next(p for p in c["packs"] if len(p) == k)
         try:
+            t_start = now()
             layout, probe = choose_layout(specs[0], c["info"], device, k, cfg["training"]["pack_layout"],
                                           compile=cfg["training"]["compile"])
+            t_probed = now()
             rec = measure_steps(specs, c["info"], device, end + grace_s, warmup=warmup, steps=steps,
                                 eval_images=eval_images, options={"layout": layout, "layout_probe": probe,
                                                                   "compile": cfg["training"]["compile"]})
             if probe:
                 rec["layout_probe_ms_per_step"] = {name: t * 1e3 for name, t in probe.items()}
+            # what measuring this pack cost (for sizing the next budget): the layout probe, then everything
+            rec.update(layout_probe_wall_seconds=t_probed - t_start, measurement_wall_seconds=now() - t_start)
             results[(key, k)] = rec
             log(f"  projection {key[0]:>9} {key[1]:>12} w{key[2]} K={k:<3} {rec['images_per_s_per_model']:>10.0f} "
                 f"img/s/model  step {rec['step_seconds'] * 1e3:.2f} ms  ({rec['trainer_layout']}"
-                f"{', compiled' if rec['trainer_compile'] else ''})")
+                f"{', compiled' if rec['trainer_compile'] else ''}; measured in "
+                f"{rec['measurement_wall_seconds']:.1f} s, {rec['layout_probe_wall_seconds']:.1f} s of it the probe)")
         except OverTime:
             skipped.append({"combo": list(key), "k": k, "reason": "projection budget spent mid-measurement"})
         except Exception as err:  # an OOM at the plan's K would also crash real training: keep it visible
