@@ -7,26 +7,29 @@
 #
 # In order of what the open goals need most (issue 13: the paper grid in <= 8 h on one GPU), each file
 # rewritten after every measurement so that a hard stop keeps what was measured:
-#   $OUT/modularity_<tag>.json       step 0: the modularity stage per snapshot against the dense/networkx style
-#   $OUT/pack_memory_<tag>.json      step 0b: per paper-grid block, pack size from the estimate and from the
-#                                    measured line (probe steps at K = 1, 2), checked by a step at that size
-#   $OUT/pack_layout_<tag>.json      step 0c: every pack layout checked on the device against the members' own
-#                                    models (float64; side streams, im2col), then timed per block in bf16
-#   $OUT/paper_projection_<tag>_bf16.json  step 1: projected hours of config/paper.yaml in bf16, every CIFAR-10
-#                                    block measured at its pack size in the layout training.pack_layout: auto
-#                                    picks (the probe's step time of every layout is kept: the per-layout table);
-#                                    FashionMNIST blocks estimated from them
+#   $OUT/pack_layout_<tag>.json      step 0: every pack layout checked on the device against the members' own
+#                                    models (float64; side streams, im2col) -- auto must not pick a wrong one
+#   $OUT/paper_projection_<tag>_bf16.json  step 1: projected hours of config/paper.yaml in bf16, CIFAR-10 blocks
+#                                    measured at their pack sizes (widest first) in the layout training.pack_layout:
+#                                    auto picks (the probe's step time of every layout is kept: the per-layout
+#                                    table); FashionMNIST blocks estimated from them, unmeasured narrower widths
+#                                    bounded by the wider ones
 #   $OUT/train_throughput_<tag>.json step 2: seed loop, single and K = 32 packs for LeNet, VGG-11-BN, AlexNet and
 #                                    ResNet-20 at widths 1 and 4 (the 15x goal), then the compiled K = 32 pack
-#   $OUT/epoch_overhead_<tag>.json   step 3: a LeNet pack's wall time split into steps, evaluation, snapshots,
+#   $OUT/pack_memory_<tag>.json      step 3: per paper-grid block, pack size from the estimate and from the
+#                                    measured line (probe steps at K = 1, 2), checked by a step at that size
+#   $OUT/epoch_overhead_<tag>.json   step 4: a LeNet pack's wall time split into steps, evaluation, snapshots,
 #                                    curves and checkpoints (cProfile), files written in place vs on the writer thread
-#   $OUT/evidence_gpu_<tag>.json     step 4: training wall time of config/evidence.yaml
+#   $OUT/modularity_<tag>.json       step 5: the modularity stage per snapshot against the dense/networkx style
+#                                    (issue 11's GPU number)
+#   $OUT/evidence_gpu_<tag>.json     step 6: training wall time of config/evidence.yaml, with what is left
 #   $OUT/gpu_log.txt                 everything printed
 # Without $OUT (e.g. on a workstation) they go to bench/results/. <tag> is cuda_<gpu>, e.g. cuda_h200.
 #
 # Python: $PY if set, else .venv/bin/python when it is there and sees the GPU, else python3 (the GPU image's
 # Python has torch, torchvision, pandas, safetensors, scikit-learn, PyYAML; not jsonschema or snakemake, which
-# the benchmark does without). Every step has its own timeout and leaves the rest of the 540 s to the next.
+# the benchmark does without). Every step has its own timeout (together 555 s); the evidence step gets what
+# the others leave of TOTAL.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TOTAL=${BENCH_TOTAL:-540}  # hard stop in seconds; less when the lease has less left
@@ -50,7 +53,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     EO_K=4
     EO_REPEATS=1
     EVID=(--runs 2)
-    LAYOUT=(--blocks lenet:1 --ks 2 --steps 1 1 --check-members 3)
+    LAYOUT=(--blocks lenet:1 --ks 2 --steps 1 1 --check-members 3)  # timing too: exercises that code
 else
     OUT="${OUT:-bench/results}"
     DEVICE=cuda
@@ -60,20 +63,19 @@ else
             PY=.venv/bin/python
         fi
     fi
-    MOD=(--n 2000 --repeats 2)
+    MOD=(--n 2000 --repeats 1)
     PACKMEM=()
-    # 16 CIFAR-10 blocks + 5 second pack sizes, each: layout probe (5 layouts x 7 steps), 3 + 10 steps, evaluation
+    # CIFAR-10 blocks widest first, each: layout probe (one pack, 6 layouts x 7 steps), 3 + 10 steps, evaluation;
+    # (the 2026-11-28 H200 run, tf32, 5 + 30 steps, no probe: 5 wide blocks in its 132 s budget)
     PROJ=(--proj-warmup 3 --proj-steps 10 --proj-eval-images 2048 --config-grace 15 --proj-datasets cifar10
-          --project-budget 190)
+          --project-budget 220)
     TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5000 --test-images 256 --workers 4
-           --time-budget 100 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 30)
+           --time-budget 90 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 25)
     EO_K=128
     EO_REPEATS=2
     EVID=()
-    # check at K = 10 (> 8 side streams), then blocks x 6 layouts x 7 steps, widest first (each row is written
-    # as it is measured; the projection's probes time the rest)
-    LAYOUT=(--dataset cifar10 --image-size 32 --precision bf16 --blocks resnet20:8 vgg11bn:4 lenet:4 resnet20:1
-            alexnet:4 --ks 32)
+    # the check alone, at K = 10 (> 8 side streams): the projection's probes time the layouts of every block
+    LAYOUT=(--check-only)
 fi
 mkdir -p "$OUT"
 LOG="$OUT/gpu_log.txt"
@@ -88,46 +90,46 @@ if [ "$DEVICE" = cuda ]; then
     TAG="cuda${gpu:+_${gpu,,}}"  # e.g. cuda_h100: the file names say which card measured them
 fi
 
-# 0. the modularity stage per snapshot (issue 11: one VGG snapshot at N = 2000 under a second on a GPU), <= 50 s
-timeout 50 "$PY" bench/modularity.py --device "$DEVICE" "${MOD[@]}" --out "$OUT/modularity_$TAG.json"
-echo "== step 0 (modularity): exit $? after ${SECONDS}s"
-
-# 0b. pack sizes of the paper grid from estimated against measured memory, <= 40 s
-timeout 40 "$PY" bench/pack_memory.py --device "$DEVICE" "${PACKMEM[@]}" --out "$OUT/pack_memory_$TAG.json"
-echo "== step 0b (pack memory): exit $? after ${SECONDS}s"
-
-# 0c. every pack layout correct on this device (exit 1 if a layout mixes members), then timed per block, <= 40 s
-timeout 40 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
-s0c=$?
-echo "== step 0c (pack layouts): exit $s0c after ${SECONDS}s"
+# 0. every pack layout correct on this device (exit 1 if a layout mixes members), <= 30 s
+timeout 30 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
+s0=$?
+echo "== step 0 (pack layout check): exit $s0 after ${SECONDS}s"
 
 LABEL="lent machine, bench/gpu_checks.sh${BENCH_DRY:+ (BENCH_DRY)}"
-# 1. projection of the paper grid in bf16 with the auto pack layout, <= 240 s (budget 190 s + planning + grace)
-timeout 240 "$PY" bench/train_throughput.py --device "$DEVICE" --no-table --project config/paper.yaml \
+# 1. projection of the paper grid in bf16 with the auto pack layout, <= 270 s (budget 220 s + planning + grace)
+timeout 270 "$PY" bench/train_throughput.py --device "$DEVICE" --no-table --project config/paper.yaml \
     --project-precision bf16 "${PROJ[@]}" --machine-label "$LABEL" --out "$OUT/paper_projection_${TAG}_bf16.json"
 status=$?
 echo "== step 1 (projection, bf16): exit $status after ${SECONDS}s"
 
-# 2. seed loop against packs for every architecture at widths 1 and 4, then compiled packs, <= 160 s
-timeout 160 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
+# 2. seed loop against packs for every architecture at widths 1 and 4, then compiled packs, <= 150 s
+timeout 150 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
     --machine-label "$LABEL" --out "$OUT/train_throughput_$TAG.json"
 s2=$?
 echo "== step 2 (table): exit $s2 after ${SECONDS}s"
 [ "$status" -eq 0 ] && status=$s2
-[ "$status" -eq 0 ] && [ "$s0c" -eq 1 ] && status=1  # a layout that mixes members (a timeout, 124, is not)
+[ "$status" -eq 0 ] && [ "$s0" -eq 1 ] && status=1  # a layout that mixes members (a timeout, 124, is not)
 
-# 3. where a LeNet pack's time goes besides the steps (evaluation, snapshots, curves, checkpoints), <= 30 s
-timeout 30 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "$EO_K" --repeats "$EO_REPEATS" \
+# 3. pack sizes of the paper grid from estimated against measured memory, <= 35 s
+timeout 35 "$PY" bench/pack_memory.py --device "$DEVICE" "${PACKMEM[@]}" --out "$OUT/pack_memory_$TAG.json"
+echo "== step 3 (pack memory): exit $? after ${SECONDS}s"
+
+# 4. where a LeNet pack's time goes besides the steps (evaluation, snapshots, curves, checkpoints), <= 25 s
+timeout 25 "$PY" bench/epoch_overhead.py --device "$DEVICE" --k "$EO_K" --repeats "$EO_REPEATS" \
     --out "$OUT/epoch_overhead_$TAG.json"
-echo "== step 3 (epoch overhead): exit $? after ${SECONDS}s"
+echo "== step 4 (epoch overhead): exit $? after ${SECONDS}s"
 
-# 4. the evidence study's training on this device (issue 14: "in minutes on one GPU"), with what is left
+# 5. the modularity stage per snapshot (issue 11: one VGG snapshot at N = 2000 under a second on a GPU), <= 45 s
+timeout 45 "$PY" bench/modularity.py --device "$DEVICE" "${MOD[@]}" --out "$OUT/modularity_$TAG.json"
+echo "== step 5 (modularity): exit $? after ${SECONDS}s"
+
+# 6. the evidence study's training on this device (issue 14: "in minutes on one GPU"), with what is left
 left=$((TOTAL - SECONDS - 5))
 if [ "$left" -ge 20 ]; then
     timeout "$left" "$PY" bench/evidence_gpu.py --device "$DEVICE" "${EVID[@]}" --out "$OUT/evidence_gpu_$TAG.json"
-    echo "== step 4 (evidence study training, ${left}s): exit $? after ${SECONDS}s"
+    echo "== step 6 (evidence study training, ${left}s): exit $? after ${SECONDS}s"
 else
-    echo "== step 4 (evidence study training) skipped: only ${left}s left"
+    echo "== step 6 (evidence study training) skipped: only ${left}s left"
 fi
 echo "== done after ${SECONDS}s; files in $OUT:"
 ls -la "$OUT"

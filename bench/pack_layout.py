@@ -113,8 +113,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", nargs=2, type=int, default=[2, 5], metavar=("WARMUP", "TIMED"))
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (training jobs use training.threads)")
     ap.add_argument("--check-members", type=int, default=10, help="pack size of the correctness check (0: no check)")
+    ap.add_argument("--check-only", action="store_true", help="the correctness check alone, no timing (the "
+                    "projection's layout probes time the layouts of every block it measures)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
+    if a.check_only and not a.check_members:
+        ap.error("--check-only needs --check-members > 0")
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
@@ -137,7 +141,7 @@ def main(argv=None) -> dict:
             sys.exit("layouts whose members differ from their own models: " + "; ".join(wrong))
         print(f"layout check: all {len(checked)} (architecture, layout) pairs of K={a.check_members} float64 "
               f"members equal their own models within {CHECK_TOLERANCE:g}", flush=True)
-    for block in a.blocks:
+    for block in [] if a.check_only else a.blocks:
         arch, width = block.split(":")
         spec = spec_for(arch, int(width), a.dataset, a.image_size, a.precision, a.batch_size)
         for k in a.ks:

@@ -246,6 +246,26 @@ def test_pack_layout_bench_times_every_layout(tmp_path, repo_root, child_env):
     assert row["images_per_s_per_model"]["grouped"] == pytest.approx(128 / times["grouped"])
 
 
+def test_pack_layout_check_only_checks_and_times_nothing(tmp_path, capsys):
+    """gpu_checks.sh runs the check alone (the projection's probes time the layouts): every (architecture, layout)
+    checked, no block timed; asking for a check-only run without a check is refused before anything runs."""
+    from bench import pack_layout
+    from bench.pack_layout import CHECK_ARCHS
+    from netdyn.packed import LAYOUTS
+
+    out = tmp_path / "pl.json"
+    pack_layout.main(["--device", "cpu", "--check-only", "--check-members", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["rows"] == []
+    checked = result["layout_check"]["rows"]
+    assert {(r["arch"], r["layout"]) for r in checked} == {(a, name) for a in CHECK_ARCHS for name in LAYOUTS}
+    assert all(r["ok"] and r["k"] == 2 for r in checked)
+    with pytest.raises(SystemExit) as stop:
+        pack_layout.main(["--check-only", "--check-members", "0", "--out", str(tmp_path / "none.json")])
+    assert stop.value.code == 2 and "--check-only needs --check-members > 0" in capsys.readouterr().err
+    assert not (tmp_path / "none.json").exists()
+
+
 def test_layout_check_passes_every_layout_and_catches_one_that_mixes_members(monkeypatch):
     """bench/pack_layout.py's device check (gpu_checks.sh runs it on cuda, where side streams and other kernels
     are in play): every layout of netdyn.packed.LAYOUTS passes on the CPU; a batched_matmul that hands each
