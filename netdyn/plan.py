@@ -87,6 +87,9 @@ def pack_step(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int) ->
 
 
 LAYOUT_PROBE_STEPS = (2, 5)  # warm-up steps (cuDNN autotuning happens in the first), then timed steps
+# of the device memory free before a layout probe, what the probe's peak plus the momentum buffers may take: the
+# rest is for what training holds besides (the padded train split, evaluation chunks) and the allocator's slack
+TRAINING_MEMORY_SHARE = 0.8
 
 
 def layout_step_seconds(model, x: torch.Tensor, y: torch.Tensor, precision: str, device: torch.device,
@@ -110,29 +113,44 @@ def layout_step_seconds(model, x: torch.Tensor, y: torch.Tensor, precision: str,
 
 def probe_layouts(spec: RunSpec, info: DatasetInfo, device: torch.device, k: int, candidates,
                   steps: tuple[int, int] = LAYOUT_PROBE_STEPS) -> tuple[dict[str, float], dict[str, str]]:
-    """:func:`layout_step_seconds` of each candidate layout, and the first line of the error of each whose probe
-    failed (out of memory, say: torch.cuda.OutOfMemoryError is a RuntimeError). One fresh pack of `k` is built
-    and switched from layout to layout (netdyn.packed.set_layout: the parameters stay as they are) -- building
-    K members again per layout cost seconds per wide pack; its gradients are dropped and the device's cache
-    emptied before each layout, so one layout's leftovers do not crowd the next."""
+    """:func:`layout_step_seconds` of each candidate layout, and why each other one was left out: the first line
+    of its probe's error (out of memory, say: torch.cuda.OutOfMemoryError is a RuntimeError), or, on cuda, a
+    peak that with the momentum buffers would take more than TRAINING_MEMORY_SHARE of the memory free before the
+    probe (layouts differ in memory: batched_matmul keeps kh*kw times a convolution's input), so that the
+    pack's training does not run out where its probe did not. One fresh pack of `k` is built and switched from
+    layout to layout (netdyn.packed.set_layout: the parameters stay as they are) -- building K members again per
+    layout cost seconds per wide pack; its gradients are dropped and the device's cache emptied before each
+    layout, so one layout's leftovers do not crowd the next."""
     from .packed import set_layout
 
+    cuda = device.type == "cuda"
     times, failed = {}, {}
+    if cuda:
+        free, base = torch.cuda.mem_get_info(device)[0], torch.cuda.memory_allocated(device)
     try:
         model, x, y = _probe_pack(spec, info, device, k)
     except RuntimeError as err:  # the pack itself does not fit: no layout can be timed
         return times, dict.fromkeys(candidates, str(err).splitlines()[0])
+    momentum = sum(p.numel() * p.element_size() for p in model.parameters())
     for cand in candidates:
         model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
+        if cuda:
             torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
         try:
             set_layout(model, cand)
-            times[cand] = layout_step_seconds(model, x, y, spec.precision, device, steps)
+            t = layout_step_seconds(model, x, y, spec.precision, device, steps)
         except RuntimeError as err:
             failed[cand] = str(err).splitlines()[0]
+            continue
+        need = torch.cuda.max_memory_allocated(device) - base + momentum if cuda else 0
+        if cuda and need > TRAINING_MEMORY_SHARE * free:
+            failed[cand] = (f"needs {need / 2**30:.2f} GiB with its momentum buffers, more than "
+                            f"{TRAINING_MEMORY_SHARE:.0%} of the {free / 2**30:.2f} GiB free")
+        else:
+            times[cand] = t
     del model, x, y
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.empty_cache()
     return times, failed
 

@@ -140,6 +140,20 @@ def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, mo
         ("grouped_channels_last", {})
 
 
+def fake_cuda_pack(monkeypatch, free: int, base: int) -> dict:
+    """Probes "on cuda" without a GPU: the pack is built on the CPU, the memory counters are planted (`free` bytes
+    free, `base` allocated); a timed step raises the returned dict's "now" peak."""
+    on_cpu = plan._probe_pack
+    monkeypatch.setattr(plan, "_probe_pack", lambda spec, info, _device, k: on_cpu(spec, info, torch.device("cpu"), k))
+    peak = {"now": base}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda _d: (free, free + base))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda _d: base)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda _d: peak.update(now=base))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda _d: peak["now"])
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    return peak
+
+
 def test_auto_on_cuda_probes_every_layout_and_no_side_streams_for_a_compiled_pack(make_spec, monkeypatch):
     """On cuda auto times every layout of netdyn.packed.LAYOUTS (planted times; no GPU needed); a compiled pack
     would run per_member_streams as per_member, so its probe leaves that layout out."""
@@ -154,8 +168,7 @@ def test_auto_on_cuda_probes_every_layout_and_no_side_streams_for_a_compiled_pac
         return planted[model.layout]
 
     monkeypatch.setattr(plan, "layout_step_seconds", fake)
-    on_cpu = plan._probe_pack  # the pack is built on the CPU: no GPU here
-    monkeypatch.setattr(plan, "_probe_pack", lambda spec, info, _device, k: on_cpu(spec, info, torch.device("cpu"), k))
+    fake_cuda_pack(monkeypatch, free=2**40, base=0)
     assert plan.choose_layout(spec, info, torch.device("cuda"), 4, "auto")[0] == "per_member_streams"
     assert probed == list(LAYOUTS)
     probed.clear()
@@ -191,6 +204,28 @@ def test_layout_probe_builds_one_pack_and_times_each_layout_in_its_own_kernels(m
     monkeypatch.setattr(plan, "layout_step_seconds", timed)
     times, failed = plan.probe_layouts(spec, info, torch.device("cpu"), 3, list(LAYOUTS))
     assert builds == [3] and seen == list(LAYOUTS) and set(times) == set(LAYOUTS) and not failed
+
+
+def test_a_layout_whose_probe_would_not_leave_room_for_training_is_left_out(make_spec, monkeypatch):
+    """On cuda (faked: counters planted, pack built on the CPU) a layout whose probe peak above what was allocated
+    before, plus the momentum buffers (one more copy of the parameters), exceeds TRAINING_MEMORY_SHARE of the
+    free memory is left out, naming the sizes; the others are kept. Every layout's peak is measured from its own
+    reset."""
+    spec, info = make_spec("lenet", dtype="float32"), dataset_info("digits", 16)
+    gib = 2**30
+    momentum = sum(p.numel() * 4 for p in plan._probe_pack(spec, info, torch.device("cpu"), 3)[0].parameters())
+    free, base = 10 * gib, 3 * gib  # 8 GiB may be taken
+    planted = {"grouped": 2 * gib, "per_member": 8 * gib - momentum, "batched_matmul": 8 * gib - momentum + 1}
+    peak = fake_cuda_pack(monkeypatch, free, base)
+
+    def step(model, *_):
+        peak["now"] = max(peak["now"], base + planted[model.layout])
+        return 1.0
+
+    monkeypatch.setattr(plan, "layout_step_seconds", step)
+    times, failed = plan.probe_layouts(spec, info, torch.device("cuda"), 3, ["batched_matmul", "grouped", "per_member"])
+    assert set(times) == {"grouped", "per_member"}
+    assert failed == {"batched_matmul": "needs 8.00 GiB with its momentum buffers, more than 80% of the 10.00 GiB free"}
 
 
 def test_a_pack_too_large_to_build_fails_every_layout_probe(make_spec, monkeypatch):
