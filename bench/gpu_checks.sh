@@ -2,7 +2,8 @@
 # The one device check of the training-throughput benchmark, for a lent GPU machine: at most 560 s.
 # From the repo root:   bash bench/gpu_checks.sh
 #   (device tool: run(command="bash bench/gpu_checks.sh", timeout_s=590); results land in $OUT)
-# Dry run on the CPU (same code paths, tiny sizes, jsonschema and snakemake blocked as on the GPU image):
+# Dry run on the CPU (same code paths, tiny sizes; jsonschema, snakemake, graph-tool and xgboost blocked: the GPU
+# image has none of them):
 #   BENCH_DRY=1 bash bench/gpu_checks.sh          (about 2 minutes on 2 cores; output in a temp dir or $OUT)
 #
 # In order of what the open goals need most (issue 13: the paper grid in <= 8 h on one GPU), each file
@@ -27,9 +28,9 @@
 # Without $OUT (e.g. on a workstation) they go to bench/results/. <tag> is cuda_<gpu>, e.g. cuda_h200.
 #
 # Python: $PY if set, else .venv/bin/python when it is there and sees the GPU, else python3 (the GPU image's
-# Python has torch, torchvision, pandas, safetensors, scikit-learn, PyYAML; not jsonschema or snakemake, which
-# the benchmark does without). Every step has its own timeout (together 555 s); the evidence step gets what
-# the others leave of TOTAL.
+# Python has torch, torchvision, pandas, safetensors, scikit-learn, PyYAML, networkx; not jsonschema, snakemake,
+# graph-tool or xgboost, which the benchmark does without). Every step has its own timeout (together 555 s); the
+# evidence step gets what the others leave of TOTAL.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 TOTAL=${BENCH_TOTAL:-540}  # hard stop in seconds; less when the lease has less left
@@ -38,7 +39,7 @@ if [ -n "${BENCH_DRY:-}" ]; then
     DEVICE=cpu
     PY="${PY:-.venv/bin/python}"
     BLOCK="$(mktemp -d /tmp/gpu-checks-block.XXXXXX)"  # modules the GPU image lacks, made unimportable
-    for m in jsonschema snakemake; do
+    for m in jsonschema snakemake graph_tool xgboost; do
         mkdir -p "$BLOCK/$m"
         echo "raise ModuleNotFoundError(\"No module named '$m' (blocked: BENCH_DRY simulates the GPU image)\", name='$m')" \
             > "$BLOCK/$m/__init__.py"

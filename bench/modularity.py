@@ -5,6 +5,8 @@ One snapshot = one forward pass reading all layers + per layer the similarity, k
 
     ours  : modularity_curve(n_per_batch=N, n_batches=1): one hooked forward; per layer chunked torch
             matmul + top-k (CHUNK_ROWS rows at a time, on --device), (A + Aᵀ)/2 edge list, graph-tool Q
+            (where graph-tool is not installed, e.g. the GPU image: the same Q from NumPy bincounts, recorded
+            as settings.ours_q_backend)
     dense : the paper's code style: the same one hooked forward; per layer the normalised copy and the dense
             N×N cosine matrix (torch on --device, then NumPy), top-k per row (vectorised argpartition —
             faster than the per-row heapq loop of the original), a dense N×N float64 adjacency,
@@ -38,7 +40,6 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import graph_tool  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -50,9 +51,35 @@ from netdyn.models import build_model  # noqa: E402
 from netdyn.modularity import graph_modularity, knn_graph, knn_modularity, layer_outputs  # noqa: E402
 from netdyn.modularity import modularity_curve  # noqa: E402
 from netdyn.modularity.knn import CHUNK_ROWS  # noqa: E402
+from netdyn.modularity import score  # noqa: E402
+
+try:
+    import graph_tool  # noqa: E402
+except ModuleNotFoundError:  # the GPU image has none (and it is not on PyPI): Q by numpy_edge_modularity
+    graph_tool = None
 
 N_CLASSES = 10
 K = 3
+
+
+def numpy_edge_modularity(n: int, src, dst, weight, labels) -> float:
+    """netdyn.modularity.score.edge_modularity's Q, Q = (1/2W) sum_r (e_rr - e_r^2 / 2W), from bincounts, for a
+    machine without graph-tool (the GPU image): a library would be networkx, whose Python loop over the edges
+    would add its own time to every layer's Q. Checked against graph-tool in tests/modularity/test_bench.py."""
+    codes = score.class_codes(labels, n)
+    src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    two_w = 2 * weight.sum()
+    if not two_w > 0:
+        raise score.ModularityInputError("features", f"the graph's total edge weight is {two_w / 2:g}, not positive")
+    strength = np.bincount(src, weight, n) + np.bincount(dst, weight, n)
+    inside = weight[codes[src] == codes[dst]].sum()  # e_rr summed over r is twice this
+    return float((2 * inside - (np.bincount(codes, strength) ** 2).sum() / two_w) / two_w)
+
+
+Q_BACKEND = "graph-tool (netdyn.modularity)" if graph_tool else "numpy_edge_modularity (graph-tool not installed)"
+if graph_tool is None:
+    score.edge_modularity = numpy_edge_modularity  # graph_modularity (ours' Q) looks it up at each call
 
 
 def synthetic_data(n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
@@ -180,7 +207,8 @@ def machine_info(device: torch.device) -> dict:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {
         **describe(device), "numpy": np.__version__,
-        "networkx": nx.__version__, "graph_tool": graph_tool.__version__, "threads": torch.get_num_threads(),
+        "networkx": nx.__version__, "graph_tool": graph_tool.__version__ if graph_tool else None,
+        "threads": torch.get_num_threads(),
         "commit": git("rev-parse", "--short", "HEAD"),
         "tree_clean_for_benchmarked_paths": git("status", "--porcelain", "--", "netdyn/modularity",
                                                 "bench/modularity.py") == "",
@@ -242,6 +270,7 @@ def main() -> None:
         "settings": {"arch": f"vgg11bn width {args.width}, default init (seed 0)", "input": "3x32x32",
                      "images": "synthetic: 10 classes, random template per class + N(0,1) noise",
                      "n": args.n, "k": K, "chunk_rows": args.chunk_size, "repeats": args.repeats,
+                     "ours_q_backend": Q_BACKEND,
                      "statistic": "median over repeats, the two paths alternating (stages: of the median run)", "layers": len(widths),
                      "float32_matmul_precision": torch.get_float32_matmul_precision(),
                      "what_is_timed": "one snapshot: one hooked forward of N images + per layer similarity, "

@@ -442,3 +442,26 @@ def test_pack_layout_names_are_the_packed_modules():
 
     enum = load_schema()["properties"]["training"]["properties"]["pack_layout"]["enum"]
     assert enum == ["auto", *LAYOUTS]
+
+
+def test_config_check_needs_neither_xgboost_nor_graph_tool(tmp_path, repo_root, child_env):
+    """The config check reads the feature-set registry of netdyn.predict; it must also run where the prediction
+    and graph stages' libraries are missing -- a GPU image running training or bench/gpu_checks.sh -- while a
+    fit there still fails at once, naming xgboost."""
+    for name in ("xgboost", "graph_tool"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{name}' (blocked)\", name='{name}')\n")
+    code = ("import sys\n"
+            "from netdyn.config import load_config, expand_grid\n"
+            "for path in ('config/config.yaml', 'config/paper.yaml'):\n"
+            "    assert expand_grid(load_config(path))\n"
+            "assert 'xgboost' not in sys.modules and 'graph_tool' not in sys.modules\n"
+            "print('configs checked', flush=True)\n"
+            "from netdyn.predict.model import xgb_params\n"
+            "xgb_params({}, 0)\n")
+    env = {**child_env, "PYTHONPATH": f"{tmp_path}:{child_env['PYTHONPATH']}"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1 and done.stdout == "configs checked\n", done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: No module named 'xgboost' (blocked)"

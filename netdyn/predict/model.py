@@ -6,11 +6,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xgboost
 from scipy import stats
+
+if TYPE_CHECKING:
+    import xgboost
 
 MAX_FEATURES = 64  # wider sets are screened to this many columns inside each fit (see Fitter)
 
@@ -18,6 +21,9 @@ MAX_FEATURES = 64  # wider sets are screened to this many columns inside each fi
 def xgb_params(fixed: Mapping, seed: int, **override) -> tuple[dict, int]:
     """Native booster parameters and number of rounds, exactly as ``xgboost.XGBRegressor(**params).fit``
     would train them (``hist`` unless the config says otherwise; one thread: we parallelise over models)."""
+    import xgboost  # here, not at the top: the config check reads this package's feature-set registry, also
+    # where xgboost is not installed (training on a GPU image; bench/gpu_checks.sh)
+
     kw = {"tree_method": "hist", **fixed, **override, "n_jobs": 1, "random_state": seed}
     reg = xgboost.XGBRegressor(**kw)
     rounds = reg.get_params()["n_estimators"] or 100
@@ -132,6 +138,8 @@ class Fitter:
         return self.screens[key]
 
     def fit(self, rows: np.ndarray, combo: Mapping, rounds: int | None = None) -> FittedModel:
+        import xgboost  # see xgb_params
+
         params, n = xgb_params(self.fixed, self.seed, **self.max_bin, **combo)
         n = rounds or n
         key = (rows.tobytes(), tuple(sorted(combo.items())), n)
