@@ -71,7 +71,7 @@ else
     PROJ=(--proj-warmup 3 --proj-steps 10 --proj-eval-images 2048 --config-grace 15 --proj-datasets cifar10
           --project-budget 220)
     TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5000 --test-images 256 --workers 4
-           --time-budget 90 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 25)
+           --time-budget 80 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 25)
     EO_K=128
     EO_REPEATS=2
     EVID=()
@@ -91,8 +91,8 @@ if [ "$DEVICE" = cuda ]; then
     TAG="cuda${gpu:+_${gpu,,}}"  # e.g. cuda_h100: the file names say which card measured them
 fi
 
-# 0. every pack layout correct on this device (exit 1 if a layout mixes members), <= 30 s
-timeout 30 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
+# 0. every pack layout correct on this device (exit 1 if a layout mixes members), <= 40 s (4 s on the CPU)
+timeout 40 "$PY" bench/pack_layout.py --device "$DEVICE" "${LAYOUT[@]}" --out "$OUT/pack_layout_$TAG.json"
 s0=$?
 echo "== step 0 (pack layout check): exit $s0 after ${SECONDS}s"
 
@@ -103,8 +103,8 @@ timeout 270 "$PY" bench/train_throughput.py --device "$DEVICE" --no-table --proj
 status=$?
 echo "== step 1 (projection, bf16): exit $status after ${SECONDS}s"
 
-# 2. seed loop against packs for every architecture at widths 1 and 4, then compiled packs, <= 150 s
-timeout 150 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
+# 2. seed loop against packs for every architecture at widths 1 and 4, then compiled packs, <= 140 s
+timeout 140 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
     --machine-label "$LABEL" --out "$OUT/train_throughput_$TAG.json"
 s2=$?
 echo "== step 2 (table): exit $s2 after ${SECONDS}s"
