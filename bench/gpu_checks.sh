@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one device check of the training-throughput benchmark, for a lent GPU machine: at most 560 s.
 # From the repo root:   bash bench/gpu_checks.sh
-#   (device tool: run(command="bash bench/gpu_checks.sh", timeout_s=590); results land in $OUT)
+#   (device tool: run(command="NETDYN_COMMIT=<git rev-parse --short HEAD, run here> bash bench/gpu_checks.sh",
+#    timeout_s=590); results land in $OUT. The lent machine's copy of the tree has no .git: without
+#    NETDYN_COMMIT the JSON files cannot say which commit measured them.)
 # Dry run on the CPU (same code paths, tiny sizes; jsonschema, snakemake, graph-tool and xgboost blocked: the GPU
 # image has none of them):
 #   BENCH_DRY=1 bash bench/gpu_checks.sh          (about 2 minutes on 2 cores; output in a temp dir or $OUT)
@@ -83,7 +85,7 @@ LOG="$OUT/gpu_log.txt"
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1
 SECONDS=0
-echo "== $(date -u '+%F %T') UTC; device $DEVICE; python $PY; $(nproc) CPUs; out $OUT; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "== $(date -u '+%F %T') UTC; device $DEVICE; python $PY; $(nproc) CPUs; out $OUT; commit $(git rev-parse --short HEAD 2>/dev/null || echo "${NETDYN_COMMIT:-?}")"
 TAG=$DEVICE
 if [ "$DEVICE" = cuda ]; then
     timeout 15 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv || echo "nvidia-smi failed ($?)"
