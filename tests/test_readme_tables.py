@@ -216,3 +216,14 @@ def test_text_outside_blocks_is_kept():
 def test_an_untracked_json_is_refused():
     with pytest.raises(rt.SourceError, match="not tracked"):
         rt.load_source("bench/results/no_such_result.json")
+
+
+def test_projection_takes_the_8_gpu_goal_from_goals_yaml(monkeypatch):
+    """The cluster goal is bench/goals.yaml's paper_grid_hours_8_gpus, not a number of the renderer's own."""
+    data = json.loads((REPO_ROOT / rt.RENDER["gpu_projection"][1]).read_text())
+    goals = copy.deepcopy(rt.load_goals())
+    assert f"≤ {goals['goals']['paper_grid_hours_8_gpus']:g} h on 8 GPUs" in rt.gpu_projection(
+        _source("gpu_projection", data))
+    goals["goals"]["paper_grid_hours_8_gpus"] = 42.5
+    monkeypatch.setattr(rt, "load_goals", lambda: goals)
+    assert "≤ 42.5 h on 8 GPUs" in rt.gpu_projection(_source("gpu_projection", data))
