@@ -72,8 +72,10 @@ else
     # (the 2026-11-28 H200 run, tf32, 5 + 30 steps, no probe: 5 wide blocks in its 132 s budget)
     PROJ=(--proj-warmup 3 --proj-steps 10 --proj-eval-images 2048 --config-grace 15 --proj-datasets cifar10
           --project-budget 220)
-    TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5000 --test-images 256 --workers 4
-           --time-budget 80 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 25)
+    # 5120 images = 40 full batches: no short last batch, so a compiled pack compiles one training shape; the
+    # compile variant gets 45 s (+ 15 s grace), since its warm-up epoch holds the whole torch.compile
+    TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5120 --test-images 256 --workers 4
+           --time-budget 60 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 45)
     EO_K=128
     EO_REPEATS=2
     EVID=()
