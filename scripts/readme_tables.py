@@ -179,12 +179,14 @@ def gpu_projection(src: Source) -> str:
     budget = argv[argv.index("--project-budget") + 1] if "--project-budget" in argv else None
     timed = [r for r in p["rows"] if r["hours"] > 0]
     measured_packs = sum(len(r["measured"]) for r in p["rows"])
+    carried = [x["carried_from"] for r in p["rows"] for x in r["measured"] if "carried_from" in x]
     measured_hours = sum(k["train_hours"] + k["eval_hours"] for r in p["rows"] for k in r["packs"]
                          if k["source"] == "measured")
     status = "complete" if p["complete"] else "**INCOMPLETE**"
     out = [f"Projection of `{p['config']}` ({_n(p['runs'])} runs, {p['precision']}) on one {m['device_name']} "
            f"({m['label']}), {src.provenance()}; the JSON records no commit. {status}: "
            f"{measured_packs} pack sizes measured" + (f" within a {budget} s budget" if budget else "")
+           + (f" ({len(carried)} of them in earlier sessions: {', '.join(sorted(set(carried)))})" if carried else "")
            + f"; of {p['blocks']} blocks (architecture, data set, width) {p['blocks_measured_in_full']} are measured "
              f"in full, {len(timed) - p['blocks_measured_in_full']} in part or estimated, "
              f"{p['blocks'] - len(timed)} not at all.", "",

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench.throughput import project as P
+from bench.throughput.common import ResumeRefused
 from bench.throughput.report import device_peaks, evaluate_goals, finish_ratios, load_goals
 from bench.throughput.run import parse_variant, run_benchmark
 from conftest import tiny_config
@@ -61,6 +62,67 @@ def test_benchmark_tiny(tmp_path):
     one = 2 * (spe * m["step_seconds"] + m["checkpoint_seconds"]) + \
         4 * (row["n_test"] / m["eval_images_per_s_per_model"] + m["snapshot_io_seconds"])
     assert p["total_hours"] == pytest.approx(2 * one / 3600)
+
+
+def test_a_resumed_projection_keeps_the_earlier_measurements_and_measures_only_the_rest(tmp_path, monkeypatch):
+    """--project-resume: a second session measures only what the first did not (here: nothing), keeps each earlier
+    measurement marked with its source and costs the grid as before; a file from another device is refused
+    before anything is measured."""
+    import bench.throughput.project as project_module
+
+    config = tiny_config(architectures=[{"name": "lenet"}], widths=[1, 2],
+                         hyperparameters={"learning_rate": [0.1], "dropout": [0.0], "weight_decay": [0.0]},
+                         training={"epochs": 1, "batch_size": 64, "dtype": "float32"})
+    first_out, second_out = tmp_path / "first.json", tmp_path / "second.json"
+    opts = dict(device="cpu", table=False, pack_check=False, project_config=config, proj_warmup=1, proj_steps=1,
+                proj_eval_images=32, log=lambda *a: None, strict=True)
+    first = run_benchmark(**opts, out=first_out)["projection"]
+    assert first["carried_measurements"] == 0 and first["complete"]
+    measured = {(r["width"], m["k"]) for r in first["rows"] for m in r["measured"]}
+    assert measured == {(1, 1), (2, 1)}
+    monkeypatch.setattr(project_module, "measure_steps", lambda *a, **k: pytest.fail("measured again"))
+    second = run_benchmark(**opts, out=second_out, project_resume=first_out)["projection"]
+    assert second["carried_measurements"] == 2 and second["total_hours"] == pytest.approx(first["total_hours"])
+    assert all(m["carried_from"].startswith("first.json (") for r in second["rows"] for m in r["measured"])
+    elsewhere = json.loads(first_out.read_text())
+    elsewhere["machine"]["device_name"] = "NVIDIA H100 80GB HBM3"
+    (tmp_path / "h100.json").write_text(json.dumps(elsewhere))
+    with pytest.raises(ResumeRefused, match=r"h100.json: measured on 'NVIDIA H100 80GB HBM3', this device is"):
+        run_benchmark(**opts, project_resume=tmp_path / "h100.json")
+
+
+def test_a_refused_resume_exits_with_its_own_code_before_measuring(tmp_path, capsys):
+    """bench/gpu_checks.sh tells a refused --project-resume (exit 3: measure afresh) from a failed projection."""
+    from bench.throughput import cli
+    from bench.throughput.common import RESUME_REFUSED_EXIT
+
+    for bad, why in [(tmp_path / "missing.json", "cannot read it"), (tmp_path / "table.json", "holds no projection")]:
+        if bad.name == "table.json":
+            bad.write_text(json.dumps({"records": []}))
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["--device", "cpu", "--no-table", "--no-pack-check", "--project", "config/paper.yaml",
+                      "--project-resume", str(bad), "--out", str(tmp_path / "out.json")])
+        assert stop.value.code == RESUME_REFUSED_EXIT == 3
+        assert f"--project-resume {bad}: {why}" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_resumed_measurements_must_come_from_the_same_projection():
+    """An earlier projection that differs in what or how it measured is refused naming the field; of one that
+    agrees, only pack sizes this plan also has are kept, and a measurement keeps the source it already had."""
+    key = ("lenet", "cifar10", 1)
+    current = {"config": "config/paper.yaml", "precision": "bf16", "pack": "auto", "pack_layout": "auto",
+               "compile": False, "warmup_steps": 3, "timed_steps": 10, "eval_images": 2048}
+    rows = [{"arch": "lenet", "dataset": "cifar10", "width": 1, "measured": [{"k": 72}, {"k": 36, "carried_from": "a"}]},
+            {"arch": "lenet", "dataset": "svhn", "width": 1, "measured": [{"k": 72}]}]
+    combos = {key: {"packs": [[0] * 72, [0] * 36]}}
+    kept = P.carried_measurements({**current, "rows": rows}, current, combos, "b")
+    assert kept == {(key, 72): {"k": 72, "carried_from": "b"}, (key, 36): {"k": 36, "carried_from": "a"}}
+    combos[key]["packs"] = [[0] * 64]
+    assert P.carried_measurements({**current, "rows": rows}, current, combos, "b") == {}
+    for field, other in [("precision", "tf32"), ("timed_steps", 30), ("compile", True), ("config", "c.yaml")]:
+        with pytest.raises(ResumeRefused, match=rf"--project-resume b: its {field} is"):
+            P.carried_measurements({**current, field: other, "rows": rows}, current, combos, "b")
 
 
 @pytest.mark.parametrize("name, parsed", [("bf16", {"precision": "bf16"}), ("compile", {"compile": True}),

@@ -227,3 +227,14 @@ def test_projection_takes_the_8_gpu_goal_from_goals_yaml(monkeypatch):
     goals["goals"]["paper_grid_hours_8_gpus"] = 42.5
     monkeypatch.setattr(rt, "load_goals", lambda: goals)
     assert "≤ 42.5 h on 8 GPUs" in rt.gpu_projection(_source("gpu_projection", data))
+
+
+def test_projection_names_the_sessions_whose_measurements_it_kept():
+    data = json.loads((REPO_ROOT / rt.RENDER["gpu_projection"][1]).read_text())
+    assert "earlier sessions" not in rt.gpu_projection(_source("gpu_projection", data))
+    resumed = copy.deepcopy(data)
+    kept = [x for r in resumed["projection"]["rows"] for x in r["measured"]][:2]
+    for x in kept:
+        x["carried_from"] = "p.json (2026-11-28, abc1234)"
+    block = rt.gpu_projection(_source("gpu_projection", resumed))
+    assert "(2 of them in earlier sessions: p.json (2026-11-28, abc1234))" in block

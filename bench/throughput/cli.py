@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .common import RESUME_REFUSED_EXIT, ResumeRefused
 from .run import parse_variant, run_benchmark
 from .report import print_table
 from .trainer import ARCHS
@@ -76,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--proj-warmup", type=int, default=5)
     p.add_argument("--proj-steps", type=int, default=30)
     p.add_argument("--proj-eval-images", type=int, default=2048)
+    p.add_argument("--project-resume", type=Path, default=None, metavar="JSON",
+                   help="an earlier result of the same projection on this kind of device: its measurements are kept "
+                        "and only the rest is measured (e.g. a second GPU session completing the first one's)")
     return ap
 
 
@@ -89,8 +93,21 @@ def main(argv=None) -> dict:
             ap.error(str(err))
     if a.threads:
         torch.set_num_threads(a.threads)
+    a.argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        res = _run(a)
+    except ResumeRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(RESUME_REFUSED_EXIT)
+    print_table(res)
+    if a.out:
+        print(f"\nwrote {a.out}")
+    return res
+
+
+def _run(a) -> dict:
     quick = a.quick
-    res = run_benchmark(
+    return run_benchmark(
         device=a.device, archs=a.archs or ["lenet", "vgg"], widths=a.widths or ([1] if quick else [1, 4]),
         ks=a.ks or ([1, 4] if quick else [1, 8, 32, 128]), images=a.images or (1500 if quick else 50000),
         test_images=a.test_images, workers=a.workers, table=a.table, time_budget=a.time_budget,
@@ -100,9 +117,5 @@ def main(argv=None) -> dict:
         project_blocks=a.proj_blocks, project_datasets=a.proj_datasets, proj_warmup=a.proj_warmup,
         proj_steps=a.proj_steps, proj_eval_images=a.proj_eval_images, profile_steps=a.profile_steps,
         cudnn_benchmark=a.cudnn_benchmark, out=a.out, machine_label=a.machine_label,
-        repeats=a.repeats or (2 if quick else 1), strict=a.strict,
-        extra_settings={"quick": quick, "argv": sys.argv[1:] if argv is None else list(argv)})
-    print_table(res)
-    if a.out:
-        print(f"\nwrote {a.out}")
-    return res
+        repeats=a.repeats or (2 if quick else 1), strict=a.strict, project_resume=a.project_resume,
+        extra_settings={"quick": quick, "argv": a.argv})

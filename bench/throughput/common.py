@@ -16,6 +16,14 @@ class Stop(Exception):
     """Raised from a trainer hook to end ``PackTrainer.fit`` once a measurement is complete."""
 
 
+class ResumeRefused(Exception):
+    """--project-resume names a file whose measurements this projection cannot keep (the CLI exits with
+    RESUME_REFUSED_EXIT, so that bench/gpu_checks.sh can measure afresh instead)."""
+
+
+RESUME_REFUSED_EXIT = 3
+
+
 class OverTime(Exception):
     """A measurement ran past its deadline."""
 

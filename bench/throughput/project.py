@@ -24,7 +24,7 @@ from netdyn.config import RunSpec, expand_grid, group_size, training_groups
 from netdyn.data import dataset_info
 from netdyn.train import choose_layout, pack_plan, snapshot_steps
 
-from .common import OverTime, cleanup, is_oom, now, reason
+from .common import OverTime, ResumeRefused, cleanup, is_oom, now, reason
 from .trainer import measure_steps, train_flops_per_image
 
 MAX_PACK = 128
@@ -135,16 +135,40 @@ def _block_row(key: tuple, c: dict, results: dict) -> dict:
             "measured_in_full": all(p["source"] == "measured" for p in sources)}
 
 
+RESUME_FIELDS = ("config", "precision", "pack", "pack_layout", "compile", "warmup_steps", "timed_steps",
+                 "eval_images")  # what an earlier projection must share with this one for its measurements to count
+
+
+def carried_measurements(earlier: dict, current: dict, combos: dict, source: str) -> dict[tuple, dict]:
+    """The measurements of the `earlier` projection (its JSON's "projection") that this one keeps instead of
+    measuring again: those of a pack size this plan also has. Refused, naming the field, where the two
+    projections differ in what was measured or how (RESUME_FIELDS)."""
+    for field in RESUME_FIELDS:
+        if earlier.get(field) != current[field]:
+            raise ResumeRefused(f"--project-resume {source}: its {field} is {earlier.get(field)!r}, this projection's "
+                             f"{current[field]!r}")
+    kept = {}
+    for row in earlier["rows"]:
+        key = (row["arch"], row["dataset"], row["width"])
+        sizes = {len(p) for p in combos[key]["packs"]} if key in combos else set()
+        for m in row["measured"]:
+            if m["k"] in sizes:
+                kept[(key, m["k"])] = {**m, "carried_from": m.get("carried_from", source)}
+    return kept
+
+
 def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, steps: int = 30,
             eval_images: int = 2048, precision: str | None = None, blocks=None, datasets=None, log=print,
-            grace_s: float = 60.0,
-            strict: bool = False, on_measurement=None) -> dict:
+            grace_s: float = 60.0, strict: bool = False, on_measurement=None, earlier: dict | None = None,
+            earlier_source: str = "") -> dict:
     """Measure the packs of `config` (largest pack of every block first, then the next sizes; costliest
     first within a rank) until `budget_s` is spent, and cost every pack; see the module docstring.
     `blocks` ("arch_label:width" strings, e.g. "lenet:1") and `datasets` limit which blocks are measured; the
     others are estimated (a block of another data set from the same architecture and width) or left "not
-    measured". `on_measurement(partial_result)` is called after each measurement
-    (to keep a JSON file current)."""
+    measured". `earlier`: an earlier projection of the same config on the same kind of device (its JSON's
+    "projection"; `earlier_source` names it): its measurements are kept (each says ``carried_from``) and only
+    the rest is measured, so that GPU sessions add up. `on_measurement(partial_result)` is called after each
+    measurement (to keep a JSON file current)."""
     cfg, validated = load_study(config, precision)
     combos = _plan(cfg, device)
     order = sorted((rank, -c["flops"] * k, key, k) for key, c in combos.items()
@@ -152,6 +176,13 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
                    if (blocks is None or f"{key[0]}:{key[2]}" in blocks) and (datasets is None or key[1] in datasets))
     results: dict[tuple, dict] = {}
     skipped = []
+    if earlier is not None:
+        current = {"config": str(config) if not isinstance(config, dict) else "<dict>",
+                   "precision": cfg["training"].get("precision"), "pack": cfg["training"].get("pack", "auto"),
+                   "pack_layout": cfg["training"]["pack_layout"], "compile": cfg["training"]["compile"],
+                   "warmup_steps": warmup, "timed_steps": steps, "eval_images": eval_images}
+        results.update(carried_measurements(earlier, current, combos, earlier_source))
+        log(f"  kept {len(results)} measurements of {earlier_source}")
 
     def summary() -> dict:
         rows = [_block_row(key, c, results) for key, c in combos.items()]
@@ -167,10 +198,14 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
                 "hours_measured_blocks": sum(r["hours"] for r in rows if r["measured_in_full"]),
                 "blocks_measured_in_full": sum(r["measured_in_full"] for r in rows), "blocks": len(rows),
                 "complete": not any(p["source"] == "not measured" for r in rows for p in r["packs"]),
-                "estimated_packs": sum(p["source"].startswith("estimated") for r in rows for p in r["packs"])}
+                "estimated_packs": sum(p["source"].startswith(("estimated", "upper bound"))
+                                       for r in rows for p in r["packs"]),
+                "carried_measurements": sum("carried_from" in rec for rec in results.values())}
 
     end = now() + budget_s  # planning above is not counted
     for _rank, _cost, key, k in order:
+        if (key, k) in results:  # kept from the earlier projection
+            continue
         if now() > end:
             skipped.append({"combo": list(key), "k": k, "reason": "projection budget spent"})
             continue

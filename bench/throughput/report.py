@@ -145,7 +145,7 @@ def print_table(result: dict) -> None:
             print(f"  {r['arch']:>9} {r['dataset']:>12} w{r['width']}  packs {sorted(set(r['pack_sizes']), reverse=True)}"
                   f"  img/s/model [{rate}]  {r['hours']:.3f} h")
         print(f"  total {p['total_hours']:.2f} h ({'complete' if p['complete'] else 'INCOMPLETE'}, "
-              f"{p['estimated_packs']} packs estimated from other K); goal <= {p['goal_hours']} h on one "
+              f"{p['estimated_packs']} packs estimated, see each block's source); goal <= {p['goal_hours']} h on one "
               f"{p['goal_device']}: {'met' if p['meets_goal'] else 'not met'}")
         for s in p["skipped"]:
             print(f"  skipped {s['combo']} K={s['k']}: {s['reason']}")

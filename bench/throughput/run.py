@@ -3,6 +3,7 @@ the CPU pack check and the projection, written to JSON after every measurement."
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -11,9 +12,10 @@ from pathlib import Path
 import torch
 
 from netdyn.data import load_dataset
+from netdyn.machine import describe as describe_machine
 from netdyn.train import member_memory_bytes
 
-from .common import OverTime, cleanup, is_oom, loadavg, now, reason
+from .common import OverTime, ResumeRefused, cleanup, is_oom, loadavg, now, reason
 from .data import measure_seed_loop, md5_check_is_exists, write_cifar10
 from .project import describe, project
 from .report import (WHAT_IS_TIMED, device_peaks, evaluate_goals, finish_ratios, load_goals, machine_info,
@@ -176,6 +178,23 @@ def cpu_pack_check(dev: torch.device, archs, ks, log=print, repeats: int = 1) ->
             else "packing does not cost per-model speed for every architecture here"}
 
 
+def _earlier_projection(path: Path, dev: torch.device) -> dict:
+    """The projection of an earlier result file, refused (naming the file) unless it has one and was measured on
+    a device of this name; checked before anything is measured."""
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ResumeRefused(f"--project-resume {path}: cannot read it ({err})") from None
+    if "projection" not in earlier:
+        raise ResumeRefused(f"--project-resume {path}: holds no projection")
+    here, there = describe_machine(dev)["device_name"], earlier.get("machine", {}).get("device_name")
+    if here != there:
+        raise ResumeRefused(f"--project-resume {path}: measured on {there!r}, this device is {here!r}")
+    created = earlier.get("created", "?")
+    commit = earlier.get("machine", {}).get("commit") or "no commit recorded"
+    return {"projection": earlier["projection"], "source": f"{Path(path).name} ({created}, {commit})"}
+
+
 def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), ks=(1, 4), images: int = 1500,
                   test_images: int = 256, workers: int | None = None, table: bool = True,
                   time_budget: float | None = None, config_grace: float = 60.0, seed_loop: bool = True,
@@ -185,11 +204,14 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
                   proj_warmup: int = 5, proj_steps: int = 30,
                   proj_eval_images: int = 2048, profile_steps: int = 0, cudnn_benchmark: bool = True,
                   out: Path | None = None, machine_label: str | None = None, log=print,
-                  extra_settings: dict | None = None, repeats: int = 1, strict: bool = False) -> dict:
-    """Run the benchmark; returns (and, with `out`, keeps writing) the JSON-ready result."""
+                  extra_settings: dict | None = None, repeats: int = 1, strict: bool = False,
+                  project_resume: Path | None = None) -> dict:
+    """Run the benchmark; returns (and, with `out`, keeps writing) the JSON-ready result. `project_resume`: an
+    earlier result file of the same projection on the same device (see project.project's `earlier`)."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch.cuda.is_available() is False")
+    earlier = _earlier_projection(project_resume, dev) if project_resume else None
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = cudnn_benchmark  # as netdyn.train.train_runs sets it (default on)
     workers = (4 if dev.type == "cuda" else 1) if workers is None else workers
@@ -252,7 +274,8 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
         keep(project(project_config, dev, budget_s=project_budget, warmup=proj_warmup, steps=proj_steps,
                      eval_images=proj_eval_images, precision=project_precision, blocks=project_blocks,
                      datasets=project_datasets, log=log, grace_s=config_grace,
-                     strict=strict, on_measurement=keep))
+                     strict=strict, on_measurement=keep, earlier=earlier and earlier["projection"],
+                     earlier_source=earlier and earlier["source"]))
         log(f"  projected total: {describe(result['projection'])}; goal <= {g['paper_grid_hours_one_gpu']} h on one "
             f"{g['applies_to_device']}")
     result["machine"]["loadavg_end"] = loadavg()
