@@ -145,8 +145,8 @@ def carried_measurements(earlier: dict, current: dict, combos: dict, source: str
     projections differ in what was measured or how (RESUME_FIELDS)."""
     for field in RESUME_FIELDS:
         if earlier.get(field) != current[field]:
-            raise ResumeRefused(f"--project-resume {source}: its {field} is {earlier.get(field)!r}, this projection's "
-                             f"{current[field]!r}")
+            raise ResumeRefused(f"--project-resume {source}: its {field} is {earlier.get(field)!r}, "
+                                f"this projection's {current[field]!r}")
     kept = {}
     for row in earlier["rows"]:
         key = (row["arch"], row["dataset"], row["width"])
@@ -176,24 +176,21 @@ def project(config, device: torch.device, *, budget_s: float, warmup: int = 5, s
                    if (blocks is None or f"{key[0]}:{key[2]}" in blocks) and (datasets is None or key[1] in datasets))
     results: dict[tuple, dict] = {}
     skipped = []
+    # what was measured and how (RESUME_FIELDS of it must agree with an earlier projection that is resumed)
+    setup = {"config": str(config) if not isinstance(config, dict) else "<dict>",
+             "precision": cfg["training"].get("precision"), "pack": cfg["training"].get("pack", "auto"),
+             "pack_layout": cfg["training"]["pack_layout"], "compile": cfg["training"]["compile"],
+             "warmup_steps": warmup, "timed_steps": steps, "eval_images": eval_images}
     if earlier is not None:
-        current = {"config": str(config) if not isinstance(config, dict) else "<dict>",
-                   "precision": cfg["training"].get("precision"), "pack": cfg["training"].get("pack", "auto"),
-                   "pack_layout": cfg["training"]["pack_layout"], "compile": cfg["training"]["compile"],
-                   "warmup_steps": warmup, "timed_steps": steps, "eval_images": eval_images}
-        results.update(carried_measurements(earlier, current, combos, earlier_source))
+        results.update(carried_measurements(earlier, setup, combos, earlier_source))
         log(f"  kept {len(results)} measurements of {earlier_source}")
 
     def summary() -> dict:
         rows = [_block_row(key, c, results) for key, c in combos.items()]
         total = sum(r["hours"] for r in rows)
-        return {"config": str(config) if not isinstance(config, dict) else "<dict>", "config_validated": validated,
-                "precision": cfg["training"].get("precision"), "device": str(device),
-                "runs": sum(r["runs"] for r in rows), "pack": cfg["training"].get("pack", "auto"),
-                "pack_layout": cfg["training"]["pack_layout"], "compile": cfg["training"]["compile"],
+        return {**setup, "config_validated": validated, "device": str(device), "runs": sum(r["runs"] for r in rows),
                 "max_pack": MAX_PACK, "data": "synthetic tensors of each data set's real shape (fashionmnist "
-                "1x32x32 at the config's image_size 32), no files", "warmup_steps": warmup, "timed_steps": steps,
-                "eval_images": eval_images, "measured_blocks_only": blocks,
+                "1x32x32 at the config's image_size 32), no files", "measured_blocks_only": blocks,
                 "measured_datasets_only": datasets, "rows": rows, "skipped": skipped, "total_hours": total,
                 "hours_measured_blocks": sum(r["hours"] for r in rows if r["measured_in_full"]),
                 "blocks_measured_in_full": sum(r["measured_in_full"] for r in rows), "blocks": len(rows),
