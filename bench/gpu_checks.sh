@@ -18,7 +18,8 @@
 #                                    table); FashionMNIST blocks estimated from them, unmeasured narrower widths
 #                                    bounded by the wider ones
 #   $OUT/train_throughput_<tag>.json step 2: seed loop, single and K = 32 packs for LeNet, VGG-11-BN, AlexNet and
-#                                    ResNet-20 at widths 1 and 4 (the 15x goal), then the compiled K = 32 pack
+#                                    ResNet-20 at widths 1 and 4 (the 15x goal), then the compiled K = 32 pack;
+#                                    TABLE_WIDTHS="2 8" measures other widths, into train_throughput_<tag>_w2-8.json
 #   $OUT/pack_memory_<tag>.json      step 3: per paper-grid block, pack size from the estimate and from the
 #                                    measured line (probe steps at K = 1, 2), checked by a step at that size
 #   $OUT/epoch_overhead_<tag>.json   step 4: a LeNet pack's wall time split into steps, evaluation, snapshots,
@@ -74,7 +75,7 @@ else
           --project-budget 220)
     # 5120 images = 40 full batches: no short last batch, so a compiled pack compiles one training shape; the
     # compile variant gets 45 s (+ 15 s grace), since its warm-up epoch holds the whole torch.compile
-    TABLE=(--archs lenet vgg alexnet resnet20 --widths 1 4 --ks 1 32 --images 5120 --test-images 256 --workers 4
+    TABLE=(--archs lenet vgg alexnet resnet20 --widths ${TABLE_WIDTHS:-1 4} --ks 1 32 --images 5120 --test-images 256 --workers 4
            --time-budget 60 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 45)
     EO_K=128
     EO_REPEATS=2
@@ -124,9 +125,10 @@ if [ "$status" -eq 3 ]; then
 fi
 echo "== step 1 (projection, bf16): exit $status after ${SECONDS}s"
 
-# 2. seed loop against packs for every architecture at widths 1 and 4, then compiled packs, <= 140 s
+# 2. seed loop against packs for every architecture at widths 1 and 4 (or $TABLE_WIDTHS), then compiled packs, <= 140 s
+TABLE_OUT="$OUT/train_throughput_$TAG${TABLE_WIDTHS:+_w${TABLE_WIDTHS// /-}}.json"
 timeout 140 "$PY" bench/train_throughput.py --device "$DEVICE" "${TABLE[@]}" --no-pack-check \
-    --machine-label "$LABEL" --out "$OUT/train_throughput_$TAG.json"
+    --machine-label "$LABEL" --out "$TABLE_OUT"
 s2=$?
 echo "== step 2 (table): exit $s2 after ${SECONDS}s"
 [ "$status" -eq 0 ] && status=$s2
