@@ -75,8 +75,9 @@ else
           --project-budget 220)
     # 5120 images = 40 full batches: no short last batch, so a compiled pack compiles one training shape; the
     # compile variant gets 45 s (+ 15 s grace), since its warm-up epoch holds the whole torch.compile
-    TABLE=(--archs lenet vgg alexnet resnet20 --widths ${TABLE_WIDTHS:-1 4} --ks 1 32 --images 5120 --test-images 256 --workers 4
-           --time-budget 60 --config-grace 15 --profile-steps 10 --variants compile --variant-budget 45)
+    TABLE=(--archs lenet vgg alexnet resnet20 --widths ${TABLE_WIDTHS:-1 4} --ks 1 32 --images 5120
+           --test-images 256 --workers 4 --time-budget 60 --config-grace 15 --profile-steps 10
+           --variants compile --variant-budget 45)
     EO_K=128
     EO_REPEATS=2
     EVID=()
