@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from netdyn.data import load_dataset
-from netdyn.machine import describe as describe_machine
 from netdyn.train import member_memory_bytes
 
 from .common import OverTime, ResumeRefused, cleanup, is_oom, loadavg, now, reason
@@ -178,18 +177,18 @@ def cpu_pack_check(dev: torch.device, archs, ks, log=print, repeats: int = 1) ->
             else "packing does not cost per-model speed for every architecture here"}
 
 
-def _earlier_projection(path: Path, dev: torch.device) -> dict:
+def _earlier_projection(path: Path, device_name: str) -> dict:
     """The projection of an earlier result file, refused (naming the file) unless it has one and was measured on
-    a device of this name; checked before anything is measured."""
+    a device named `device_name` (this one's); checked before anything is measured."""
     try:
         earlier = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise ResumeRefused(f"--project-resume {path}: cannot read it ({err})") from None
     if "projection" not in earlier:
         raise ResumeRefused(f"--project-resume {path}: holds no projection")
-    here, there = describe_machine(dev)["device_name"], earlier.get("machine", {}).get("device_name")
-    if here != there:
-        raise ResumeRefused(f"--project-resume {path}: measured on {there!r}, this device is {here!r}")
+    there = earlier.get("machine", {}).get("device_name")
+    if there != device_name:
+        raise ResumeRefused(f"--project-resume {path}: measured on {there!r}, this device is {device_name!r}")
     created = earlier.get("created", "?")
     commit = earlier.get("machine", {}).get("commit") or "no commit recorded"
     return {"projection": earlier["projection"], "source": f"{Path(path).name} ({created}, {commit})"}
@@ -211,7 +210,6 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but torch.cuda.is_available() is False")
-    earlier = _earlier_projection(project_resume, dev) if project_resume else None
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = cudnn_benchmark  # as netdyn.train.train_runs sets it (default on)
     workers = (4 if dev.type == "cuda" else 1) if workers is None else workers
@@ -219,6 +217,7 @@ def run_benchmark(*, device: str = "cpu", archs=("lenet", "vgg"), widths=(1,), k
     ks = sorted(set(int(k) for k in ks) | {1})
     goals = load_goals()
     machine = machine_info(dev, machine_label)
+    earlier = _earlier_projection(project_resume, machine["device_name"]) if project_resume else None
     peaks = device_peaks(machine["device_name"], goals) if dev.type == "cuda" else None
     result = {
         "benchmark": "bench/train_throughput.py", "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
