@@ -93,3 +93,18 @@ def child_env() -> dict:
     env["OMP_NUM_THREADS"] = "1"
     env["MKL_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture
+def blocked_modules(tmp_path):
+    """Make a folder to put first on a child's PYTHONPATH, in which importing each of the named modules fails as
+    a missing module's import does (the GPU image has no xgboost or graph-tool; bench/gpu_checks.sh's dry run
+    blocks them the same way)."""
+    def make(*names: str) -> Path:
+        folder = tmp_path / "blocked_modules"
+        for name in names:
+            (folder / name).mkdir(parents=True)
+            (folder / name / "__init__.py").write_text(
+                f"raise ModuleNotFoundError(\"No module named '{name}' (blocked)\", name='{name}')\n")
+        return folder
+    return make

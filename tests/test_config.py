@@ -444,14 +444,11 @@ def test_pack_layout_names_are_the_packed_modules():
     assert enum == ["auto", *LAYOUTS]
 
 
-def test_config_check_needs_neither_xgboost_nor_graph_tool(tmp_path, repo_root, child_env):
+def test_config_check_needs_neither_xgboost_nor_graph_tool(blocked_modules, repo_root, child_env):
     """The config check reads the feature-set registry of netdyn.predict; it must also run where the prediction
     and graph stages' libraries are missing -- a GPU image running training or bench/gpu_checks.sh -- while a
     fit there still fails at once, naming xgboost."""
-    for name in ("xgboost", "graph_tool"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text(
-            f"raise ModuleNotFoundError(\"No module named '{name}' (blocked)\", name='{name}')\n")
+    blocked = blocked_modules("xgboost", "graph_tool")
     code = ("import sys\n"
             "from netdyn.config import load_config, expand_grid\n"
             "for path in ('config/config.yaml', 'config/paper.yaml'):\n"
@@ -460,7 +457,7 @@ def test_config_check_needs_neither_xgboost_nor_graph_tool(tmp_path, repo_root, 
             "print('configs checked', flush=True)\n"
             "from netdyn.predict.model import xgb_params\n"
             "xgb_params({}, 0)\n")
-    env = {**child_env, "PYTHONPATH": f"{tmp_path}:{child_env['PYTHONPATH']}"}
+    env = {**child_env, "PYTHONPATH": f"{blocked}:{child_env['PYTHONPATH']}"}
     done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 1 and done.stdout == "configs checked\n", done.stderr

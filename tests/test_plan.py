@@ -53,16 +53,22 @@ def test_probe_step_runs_for_every_architecture_and_precision(make_spec, arch, p
 
 
 class _FakeAllocator:
-    """torch.cuda's counters for a pack whose peak is fixed + per_member * K above what was allocated before."""
+    """torch.cuda's memory counters, planted: `before` bytes allocated, `free` free (if given); `peak` is what
+    max_memory_allocated reports, back to `before` at each reset. With `fixed` and `per_member`, pack_step peaks at
+    fixed + per_member * K above `before`."""
 
-    def __init__(self, monkeypatch, fixed, per_member, before=1000):
-        self.peak = 0
-        for name in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+    def __init__(self, monkeypatch, fixed=None, per_member=None, before=1000, free=None):
+        self.peak = before
+        for name in ("synchronize", "empty_cache"):
             monkeypatch.setattr(torch.cuda, name, lambda *a, **k: None)
+        monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: setattr(self, "peak", before))
         monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: before)
         monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: self.peak)
-        monkeypatch.setattr(plan, "pack_step", lambda spec, info, device, k: setattr(
-            self, "peak", before + fixed + per_member * k))
+        if free is not None:
+            monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free, free + before))
+        if fixed is not None:
+            monkeypatch.setattr(plan, "pack_step", lambda spec, info, device, k: setattr(
+                self, "peak", before + fixed + per_member * k))
 
 
 def test_measured_line_is_the_probe_peaks_above_what_was_there(monkeypatch, make_spec):
@@ -140,18 +146,12 @@ def test_auto_takes_the_fastest_probe_and_leaves_out_a_failing_one(make_spec, mo
         ("grouped_channels_last", {})
 
 
-def fake_cuda_pack(monkeypatch, free: int, base: int) -> dict:
-    """Probes "on cuda" without a GPU: the pack is built on the CPU, the memory counters are planted (`free` bytes
-    free, `base` allocated); a timed step raises the returned dict's "now" peak."""
+def fake_cuda_pack(monkeypatch, free: int, base: int) -> _FakeAllocator:
+    """Probes "on cuda" without a GPU: the pack is built on the CPU, the memory counters planted (`free` bytes free,
+    `base` allocated); a timed step raises the returned allocator's peak."""
     on_cpu = plan._probe_pack
     monkeypatch.setattr(plan, "_probe_pack", lambda spec, info, _device, k: on_cpu(spec, info, torch.device("cpu"), k))
-    peak = {"now": base}
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda _d: (free, free + base))
-    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda _d: base)
-    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda _d: peak.update(now=base))
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda _d: peak["now"])
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    return peak
+    return _FakeAllocator(monkeypatch, before=base, free=free)
 
 
 def test_auto_on_cuda_probes_every_layout_and_no_side_streams_for_a_compiled_pack(make_spec, monkeypatch):
@@ -216,10 +216,10 @@ def test_a_layout_whose_probe_would_not_leave_room_for_training_is_left_out(make
     momentum = sum(p.numel() * 4 for p in plan._probe_pack(spec, info, torch.device("cpu"), 3)[0].parameters())
     free, base = 10 * gib, 3 * gib  # 8 GiB may be taken
     planted = {"grouped": 2 * gib, "per_member": 8 * gib - momentum, "batched_matmul": 8 * gib - momentum + 1}
-    peak = fake_cuda_pack(monkeypatch, free, base)
+    memory = fake_cuda_pack(monkeypatch, free, base)
 
     def step(model, *_):
-        peak["now"] = max(peak["now"], base + planted[model.layout])
+        memory.peak = max(memory.peak, base + planted[model.layout])
         return 1.0
 
     monkeypatch.setattr(plan, "layout_step_seconds", step)

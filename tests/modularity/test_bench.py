@@ -73,15 +73,11 @@ def test_numpy_modularity_equals_graph_tool_on_random_weighted_graphs():
     assert bench.numpy_edge_modularity(n, src, dst, w, labels) == pytest.approx(nx_q, abs=1e-12)
 
 
-def test_modularity_benchmark_runs_without_graph_tool(tmp_path):
+def test_modularity_benchmark_runs_without_graph_tool(tmp_path, blocked_modules):
     """As on the GPU image (no graph-tool): ours' Q comes from NumPy, says so, and still equals the float64
     dense reference's networkx Q."""
-    block = tmp_path / "block" / "graph_tool"
-    block.mkdir(parents=True)
-    (block / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'graph_tool' (blocked)\", "
-                                       "name='graph_tool')\n")
     out = tmp_path / "modularity.json"
-    env = {**os.environ, "BENCH_THREADS": "1", "PYTHONPATH": str(tmp_path / "block")}
+    env = {**os.environ, "BENCH_THREADS": "1", "PYTHONPATH": str(blocked_modules("graph_tool"))}
     subprocess.run([sys.executable, str(ROOT / "bench" / "modularity.py"), "--n", "60", "--width", "1",
                     "--repeats", "1", "--out", str(out)], check=True, capture_output=True, env=env)
     res = json.loads(out.read_text())
