@@ -37,9 +37,11 @@ install_packages() {
     [[ ${#missing[@]} -eq 0 ]] && return
     echo "slurm_local.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    # one apt-get at a time: parallel test workers may install Chromium (scripts/setup_chromium.sh) meanwhile
+    local apt_=(flock -w 900 /var/lock/netdyn-apt.lock apt-get)
+    "${apt_[@]}" update -qq
     # policy-rc.d may refuse to start the services here: we start them ourselves below
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    "${apt_[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 munge_works() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }

@@ -21,12 +21,12 @@ logging.getLogger("fontTools").warning("a real font problem")
 """
 
 
-def test_a_figure_rule_log_keeps_its_own_lines_and_drops_font_subsetting(tmp_path):
+def test_a_figure_rule_log_keeps_its_own_lines_and_drops_font_subsetting(tmp_path, child_env):
     """A PDF figure makes fontTools log each subsetting step at INFO (hundreds of lines a figure); the log keeps
     netdyn's INFO lines and fontTools' warnings."""
     log = tmp_path / "figures.log"
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(log), str(tmp_path / "fig.png")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=child_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "fig.pdf").stat().st_size > 0
     lines = log.read_text().splitlines()
