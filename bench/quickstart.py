@@ -60,7 +60,8 @@ def main(argv=None) -> None:
     result = {
         "benchmark": "quickstart", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "machine": describe(),
+        # the commit measured is the clone's; describe() would name this (driver) checkout's, "+dirty" and all
+        "machine": {**describe(), "commit": commit},
         "steps": steps,
         "note": "setup makes a fresh .venv (pip from requirements.lock); Debian packages were already installed",
     }
