@@ -10,7 +10,7 @@ file). Ratios and goals come from ``bench/throughput/report.py`` and ``bench/goa
 
 Commit a new or rerun JSON first, then run this: a block names the commit that wrote its JSON, which cannot
 be the commit that holds the block. A JSON that is untracked, modified or missing a field stops the script.
-Over 300 lines because it holds one renderer per README block (six); each is a table and a sentence or two.
+Over 300 lines because it holds one renderer per README block (seven); each is a table and a sentence or two.
 """
 
 from __future__ import annotations
@@ -352,12 +352,32 @@ def reference_graphs(src: Source) -> str:
             f"edge weights equal within {worst:.1e} relative ({src.get('weights')}).")
 
 
+def quickstart(src: Source) -> str:
+    """README's quick-start commands timed from a clean clone (bench/quickstart.py)."""
+    m = src.get("machine")
+    said = {"setup": "`scripts/setup.sh` making a fresh `.venv` from `requirements.lock` (downloads included; the "
+                     "Debian packages were already installed)",
+            "study": "`bash scripts/study.sh`, the default study", "tests": "`bash scripts/test.sh`, the test suite"}
+    parts = []
+    for name, what in said.items():
+        step = src.get("steps", name)
+        took = f"{step['seconds'] / 60:.1f} min" if step["seconds"] >= 90 else f"{step['seconds']:.0f} s"
+        failed = f", **exit {step['exit_code']}**" if step["exit_code"] else ""
+        load = f"1-min load {step['load_1min_start']:.2f} at start"
+        details = [step["summary"], load] if name == "tests" else [load]
+        parts.append(f"{what}: {took}{failed} ({'; '.join(details)})")
+    return (f"Timed by `bench/quickstart.py` from a clean clone of {src.get('commit')} ({src.provenance()}; "
+            f"{m['cpu_model']}, {m['cpu_count']} cores, torch {m['torch']}): " + "; ".join(parts) + ". Another "
+            "machine's times differ (the CPU, the download speed, what else runs).")
+
+
 RENDER = {"gpu_throughput": (gpu_throughput, "bench/results/train_throughput_cuda_h200.json"),
           "gpu_projection": (gpu_projection, "bench/results/paper_projection_cuda_h200.json"),
           "cpu_throughput": (cpu_throughput, "bench/results/train_throughput_cpu.json"),
           "cpu_pack_choice": (cpu_pack_choice, "bench/results/cpu_pack_choice.json"),
           "graph_extraction": (graph_extraction, "bench/results/graph_extraction_cpu.json"),
-          "reference_graphs": (reference_graphs, "bench/results/reference_graphs.json")}
+          "reference_graphs": (reference_graphs, "bench/results/reference_graphs.json"),
+          "quickstart": (quickstart, "bench/results/quickstart_cpu.json")}
 RENDER.update(DEFAULT_STUDY_RENDER)  # README's CMD and modularity findings of the default study
 
 

@@ -188,6 +188,8 @@ def _drop(data: dict, path: tuple) -> dict:
     ("graph_extraction", ("results", 0, "networkx_s")),
     ("reference_graphs", ("models", "lenet_w1", "edge_sets_match")),
     ("reference_graphs", ("netdyn", "commit")),
+    ("quickstart", ("steps", "tests", "summary")),
+    ("quickstart", ("machine", "cpu_model")),
 ])
 def test_a_missing_field_stops_the_generator_naming_file_and_field(name, path):
     data = json.loads((REPO_ROOT / rt.RENDER[name][1]).read_text())
@@ -238,3 +240,27 @@ def test_projection_names_the_sessions_whose_measurements_it_kept():
         x["carried_from"] = "p.json (2026-11-28, abc1234)"
     block = rt.gpu_projection(_source("gpu_projection", resumed))
     assert "(2 of them in earlier sessions: p.json (2026-11-28, abc1234))" in block
+
+
+def _quickstart_data(**study) -> dict:
+    step = {"seconds": 600.0, "exit_code": 0, "load_1min_start": 0.1, "load_1min_end": 1.9}
+    return {"commit": "1234abc", "created": "2000-01-01T00:00:00+00:00",
+            "machine": {"cpu_model": "Some CPU", "cpu_count": 2, "torch": "2.0"},
+            "steps": {"setup": {**step, "seconds": 75.0}, "study": {**step, **study},
+                      "tests": {**step, "seconds": 650.0, "summary": "850 passed in 640.00s"}}}
+
+
+def test_quickstart_names_each_step_its_time_and_a_failure():
+    src = rt.Source(rt.RENDER["quickstart"][1], _quickstart_data(seconds=930.0), "abc1234", "2000-01-01")
+    block = rt.quickstart(src)
+    assert "clean clone of 1234abc" in block and "Some CPU, 2 cores" in block
+    assert "requirements.lock` (downloads included; the Debian packages were already installed): 75 s" in block
+    assert "the default study: 15.5 min (1-min load 0.10 at start)" in block
+    assert "the test suite: 10.8 min (850 passed in 640.00s; 1-min load 0.10 at start)" in block
+    assert "exit" not in block
+    failed = rt.quickstart(rt.Source(src.rel, _quickstart_data(exit_code=1), "abc1234", "2000-01-01"))
+    assert "the default study: 10.0 min, **exit 1** (1-min load" in failed
+    with pytest.raises(rt.SourceError, match=r"quickstart_cpu.json: field steps.tests missing"):
+        data = _quickstart_data()
+        del data["steps"]["tests"]
+        rt.render_block("quickstart", rt.Source(src.rel, data, "abc1234", "2000-01-01"))
