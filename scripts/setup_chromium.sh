@@ -16,8 +16,7 @@ if [[ -z $found ]]; then
     command -v apt-get >/dev/null || { echo "setup_chromium.sh: no chromium and no apt-get" >&2; exit 4; }
     echo "setup_chromium.sh: installing Debian's chromium" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # one apt-get at a time: parallel test workers may install SLURM (scripts/slurm_local.sh) meanwhile
-    apt_=("${sudo_[@]}" flock -w 900 /var/lock/netdyn-apt.lock apt-get)
+    apt_=("${sudo_[@]}" bash "$(dirname "$0")/apt_get.sh")  # one apt-get at a time (parallel test workers)
     "${apt_[@]}" update -qq >&2
     "${apt_[@]}" install -y -qq --no-install-recommends chromium >&2
     found=$(find_chromium)

@@ -37,8 +37,7 @@ install_packages() {
     [[ ${#missing[@]} -eq 0 ]] && return
     echo "slurm_local.sh: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # one apt-get at a time: parallel test workers may install Chromium (scripts/setup_chromium.sh) meanwhile
-    local apt_=(flock -w 900 /var/lock/netdyn-apt.lock apt-get)
+    local apt_=(bash "$(dirname "$0")/apt_get.sh")  # one apt-get at a time (parallel test workers)
     "${apt_[@]}" update -qq
     # policy-rc.d may refuse to start the services here: we start them ourselves below
     "${apt_[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2

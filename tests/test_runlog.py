@@ -37,13 +37,13 @@ def test_a_figure_rule_log_keeps_its_own_lines_and_drops_font_subsetting(tmp_pat
 def test_a_debug_level_reaches_netdyn_but_not_font_subsetting(tmp_path):
     from netdyn import runlog
 
-    hook = sys.excepthook
+    hook, root_level = sys.excepthook, logging.getLogger().level
     try:
         runlog.setup(str(tmp_path / "x.log"), level=logging.DEBUG)
         assert logging.getLogger("netdyn").getEffectiveLevel() == logging.DEBUG
         assert logging.getLogger("fontTools.subset").getEffectiveLevel() == logging.WARNING
     finally:
         logging.getLogger("fontTools").setLevel(logging.NOTSET)
-        logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+        logging.basicConfig(force=True, handlers=[logging.NullHandler()], level=root_level)
         logging.captureWarnings(False)
         sys.excepthook = hook

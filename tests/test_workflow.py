@@ -208,7 +208,8 @@ def test_kill_unlock_rerun_ends_equal_to_an_uninterrupted_study(study, tmp_path)
     import time
 
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
-    trained = "results/tiny/tables/runs.csv"  # the training jobs only: what the orphans and the lock are about
+    # the training jobs only: what the orphans and the lock are about
+    trained = f"results/{TINY['study']}/tables/runs.csv"
     cmd = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", trained]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
